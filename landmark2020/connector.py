@@ -980,9 +980,12 @@ def train_frame(data, subset:str='clean', index:pd.DataFrame|None=None, min_imag
     "(DataFrame id, split, path, landmark_id, label, noisy[, width, height, aspect_gid], is_valid; LabelMap) for training."
     data = data if isinstance(data, LandmarkData) else LandmarkData(data)
     df = build_subset(data, subset)
-    dropped = 0
+    dup = df.duplicated(['id', 'split']).to_numpy()                     # a repeated CSV row: the first one counts
+    df, dropped = df[~dup], 0
     if index is not None:
-        idx = index[['id', 'split', 'width', 'height', 'ok']].drop_duplicates(['id', 'split'])
+        # one row per file: a CSV's duplicate-id row is an error row in the index, the file's own row wins
+        idx = index[['id', 'split', 'width', 'height', 'ok']].sort_values('ok', ascending=False, kind='stable')
+        idx = idx.drop_duplicates(['id', 'split'])
         df = df.merge(idx, on=['id', 'split'], how='left')
         good = df.ok.fillna(False).astype(bool)
         dropped = int((~good).sum())
@@ -999,5 +1002,5 @@ def train_frame(data, subset:str='clean', index:pd.DataFrame|None=None, min_imag
         paths[m] = data.paths(df.id[m], s)
     df.insert(2, 'path', paths)
     df = split_holdout(df, n_valid=n_valid, seed=seed) if n_valid else df.assign(is_valid=False)
-    df.attrs['dropped_bad_files'] = dropped
+    df.attrs['dropped_bad_files'], df.attrs['dropped_duplicates'] = dropped, int(dup.sum())
     return df, lm

@@ -12,9 +12,9 @@ import yaml
 
 # %% auto #0
 __all__ = ['ID_PATTERN', 'LandmarkError', 'cli_main', 'is_valid_id', 'check_id', 'invalid_ids', 'id_relpath', 'id_path',
-           'atomic_write', 'atomic_path', 'read_yaml', 'parse_overrides', 'from_dict', 'to_dict', 'load_config',
-           'save_config', 'seed_everything', 'get_device', 'get_logger', 'is_kaggle', 'offline', 'openblas_coretype',
-           'import_faiss']
+           'atomic_write', 'atomic_path', 'config_dirs', 'config_path', 'read_yaml', 'parse_overrides', 'from_dict',
+           'to_dict', 'load_config', 'save_config', 'seed_everything', 'get_device', 'get_logger', 'is_kaggle',
+           'offline', 'openblas_coretype', 'import_faiss']
 
 # %% ../nbs/00_core.ipynb #ea49e623
 class LandmarkError(ValueError):
@@ -101,10 +101,26 @@ def _deep_merge(a:dict, b:dict) -> dict:
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
-def read_yaml(path) -> dict:
-    "Read a YAML mapping from `path`, following `base:` inheritance."
+# the project folder (a checkout or an editable install); in the notebook itself, the parent of nbs/
+_PROJECT = Path(__file__).resolve().parents[1] if '__file__' in globals() else Path.cwd().parent
+
+def config_dirs() -> list:
+    "Where a relative config path is looked up after the working directory: `$LM_CONFIG_DIR`, then the project's `configs/`."
+    return [Path(d) for d in os.environ.get('LM_CONFIG_DIR', '').split(os.pathsep) if d] + [_PROJECT/'configs']
+
+def config_path(path) -> Path:
+    "`path` if it exists; a relative `configs/x.yaml` (or `x.yaml`) is also found in `config_dirs()`, so any cwd works."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"config file not found: {path}")
+    if path.exists() or path.is_absolute(): return path
+    rel = Path(*path.parts[1:]) if path.parts[0] == 'configs' and len(path.parts) > 1 else path
+    for d in config_dirs():
+        if (d/rel).exists(): return d/rel
+    return path
+
+def read_yaml(path) -> dict:
+    "Read a YAML mapping from `path` (see `config_path`), following `base:` inheritance."
+    path = config_path(path)
+    if not path.exists(): raise FileNotFoundError(f"config file not found: {path} (looked in the working directory and {', '.join(map(str, config_dirs()))})")
     try: d = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e: raise LandmarkError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(d, dict): raise LandmarkError(f"{path}: expected a mapping at top level, got {type(d).__name__}")

@@ -335,7 +335,9 @@ class TrainState(Callback):
     def before_fit(self): self.learn.step = self.step
     def before_train(self):
         skip = self.resume_iter if self.epoch == self.resume_epoch else 0
-        self.dls.train.batch_sampler.set_epoch(self.epoch, skip)
+        set_epoch = getattr(getattr(self.dls.train, 'batch_sampler', None), 'set_epoch', None)   # a LandmarkBatchSampler
+        if set_epoch is not None: set_epoch(self.epoch, skip)
+        elif skip: raise LandmarkError("resuming mid-epoch needs a LandmarkBatchSampler (it skips the batches already done)")
         self.learn.epoch_start_iter = skip
     def after_step(self): self.learn.step += 1
 

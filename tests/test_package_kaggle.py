@@ -252,6 +252,6 @@ def test_retrieval_notebook(kaggle):
 def test_notebooks_are_wiring_only():
     "The notebooks hold no logic: one library call (kaggle_submission) besides the offline install."
     for nb in ('landmark-recognition.ipynb', 'landmark-retrieval.ipynb'):
-        src = '\n'.join(c['source'] for c in json.loads((ROOT/'submission'/nb).read_text())['cells'] if c['cell_type'] == 'code')
+        src = '\n'.join(''.join(c['source']) for c in json.loads((ROOT/'submission'/nb).read_text())['cells'] if c['cell_type'] == 'code')
         assert re.findall(r'from landmark2020\S* import (\w+)', src) == ['kaggle_submission'], nb
         assert "'--no-index', '--no-deps'" in src and 'def ' not in src and 'class ' not in src
