@@ -74,11 +74,19 @@ def _knn_faiss(q, db, k, rows, use_gpu):
         best_s, best_i = (s, i) if best_s is None else _merge_topk(best_s, best_i, s, i, k)
     return best_s, best_i
 
-def _knn_torch(q, db, k, rows, device, dtype):
+_DTYPES = {'fp32': torch.float32, 'float32': torch.float32, 'fp16': torch.float16, 'float16': torch.float16,
+           'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
+
+def _torch_dtype(dtype):
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values(): return dtype
+    if dtype in _DTYPES: return _DTYPES[dtype]
+    raise LandmarkError(f"knn: dtype must be fp32, fp16 or bf16, got {dtype!r}")
+
+def _knn_torch(q, db, k, rows, device, dtype, block_bytes):
     dev = get_device(device)
     qt = torch.as_tensor(_f32(q)).to(dev, dtype)
     nq = len(qt)
-    qc = max(1, min(nq, 4096))
+    qc = max(1, min(nq, int(block_bytes // (4 * min(rows, len(db))))))   # one (qc, rows) float32 score block <= chunk_mb
     best_s = torch.full((nq, 0), 0., device=dev); best_i = torch.full((nq, 0), 0, dtype=torch.long, device=dev)
     with torch.inference_mode():
         for a in range(0, len(db), rows):
@@ -93,8 +101,9 @@ def _knn_torch(q, db, k, rows, device, dtype):
             best_s, best_i = torch.cat(ss), torch.cat(ii)
     return best_s.cpu().numpy(), best_i.cpu().numpy()
 
-def knn(queries, database, k:int, backend:str='auto', device=None, chunk_mb:int=2048, dtype=torch.float32):
+def knn(queries, database, k:int, backend:str='auto', device=None, chunk_mb:float=1024, dtype='fp32'):
     "Exact top-`k` of `queries @ database.T` per row: `(similarities, indices)`, best first, ties by index."
+    dtype = _torch_dtype(dtype)
     if backend not in ('auto', 'faiss', 'torch'): raise LandmarkError(f"knn: unknown backend {backend!r} (auto, faiss, torch)")
     if len(queries) == 0 or len(database) == 0 or k < 1: raise LandmarkError(f"knn: need queries, database and k >= 1 (got {len(queries)}, {len(database)}, k={k})")
     for x, n in ((queries, 'queries'), (database, 'database')): _check_2d(x, n)
@@ -105,9 +114,12 @@ def knn(queries, database, k:int, backend:str='auto', device=None, chunk_mb:int=
     dev = get_device(device) if (device is not None or backend == 'torch') else None
     use_gpu = faiss is not None and dev is not None and dev.type == 'cuda' and _faiss_ngpu(faiss) > 0
     if backend == 'auto' and dev is not None and dev.type != 'cpu' and not use_gpu: faiss = None
+    if dtype != torch.float32 and faiss is not None:
+        if backend == 'faiss': raise LandmarkError(f"knn: faiss searches in float32; use backend='torch' for dtype {dtype}")
+        faiss = None                                           # auto + fp16/bf16: the torch backend
     rows = max(k, int(chunk_mb * 2**20 // (4 * database.shape[1])))
     if faiss is not None: s, i = _knn_faiss(queries, database, k, rows, use_gpu)
-    else: s, i = _knn_torch(queries, database, k, rows, device, dtype)
+    else: s, i = _knn_torch(queries, database, k, rows, device, dtype, max(chunk_mb * 2**20, 4 * k))
     return _sort_topk(s.astype(np.float32), i.astype(np.int64))
 
 # %% ../nbs/06a_rerank.ipynb #dcdd369f
@@ -345,15 +357,14 @@ def k_reciprocal_rerank(queries, gallery, k:int=100, k1:int=20, k2:int=6, lam:fl
     Vg = V[nq:].tocsc()                                        # inverted index: gallery rows per column
     s0, i0 = knn(q, g, k, **knn_kw)
     out_s, out_i = np.empty((nq, min(k, len(g))), np.float32), np.empty((nq, min(k, len(g))), np.int64)
-    for r in range(nq):
-        vr = V.getrow(r); cols_r, v_r = vr.indices, vr.data
-        acc = {}
-        mins = np.zeros(len(g))
-        for c, v in zip(cols_r, v_r):
-            a, b = Vg.indptr[c], Vg.indptr[c + 1]
-            np.add.at(mins, Vg.indices[a:b], np.minimum(v, Vg.data[a:b]))
-        cand = np.union1d(i0[r], np.flatnonzero(mins))
-        jac = 1 - mins[cand] / (2 - mins[cand])
+    for r in range(nq):                                        # work and memory per query: its overlap only
+        cols_r, v_r = V.indices[V.indptr[r]:V.indptr[r + 1]], V.data[V.indptr[r]:V.indptr[r + 1]]
+        sl = [slice(Vg.indptr[c], Vg.indptr[c + 1]) for c in cols_r]
+        gi = np.concatenate([Vg.indices[s_] for s_ in sl] + [i0[r]])
+        gv = np.concatenate([np.minimum(v, Vg.data[s_]) for v, s_ in zip(v_r, sl)] + [np.zeros(len(i0[r]))])
+        cand, inv = np.unique(gi, return_inverse=True)
+        mins = np.bincount(inv.ravel(), gv, minlength=len(cand))
+        jac = 1 - mins / (2 - mins)
         fin = (1 - lam) * jac + lam * dist(r, nq + cand)
         o = np.lexsort((cand, fin))[:out_s.shape[1]]
         out_s[r], out_i[r] = 1 - fin[o], cand[o]
@@ -373,8 +384,8 @@ class RetrievalConfig:
     alpha: float = 3.0
     n_qe: int = 10
     k_reciprocal: bool = False       # Zhong et al. 2017
-    kr_k1: int = 20
-    kr_k2: int = 6
+    kr_k1: int = 10                  # K1, K2, λ: the 2021 runner-up's values (Zhong et al.: 20, 6, 0.3)
+    kr_k2: int = 3
     kr_lambda: float = 0.3
     landmark_country: bool = False   # 2021 2nd place (needs train embeddings + labels; countries optional)
     lc_alpha: float = 1.0
