@@ -191,8 +191,9 @@ class GLDSampler(EpochSampler):
 
 # %% ../nbs/05_train.ipynb #bc642cc4
 def _sample_seeds(seed, epoch, n):
-    return (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(epoch) * np.uint64(0xBF58476D1CE4E5B9)
-            ^ np.arange(n, dtype=np.uint64) * np.uint64(0x94D049BB133111EB)) >> np.uint64(1)
+    with np.errstate(over='ignore'):   # the multiplications wrap modulo 2**64 on purpose (a hash)
+        return (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(epoch) * np.uint64(0xBF58476D1CE4E5B9)
+                ^ np.arange(n, dtype=np.uint64) * np.uint64(0x94D049BB133111EB)) >> np.uint64(1)
 
 class LandmarkBatchSampler(torch.utils.data.Sampler):
     "Batches of `batch_size` per rank from `sampler`'s global order: aspect-grouped, DDP-sharded, seeded, resumable."
