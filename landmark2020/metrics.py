@@ -145,12 +145,20 @@ def _rank(score, id_order=None):
         o = id_order[np.argsort(-score[id_order], kind='stable')]
     return o
 
+def _hit_ranks(correct, score):
+    "0-based ranks of the correct predictions when no two scores tie (one `sort`, no `argsort`), else None."
+    s = np.sort(score)                                  # ascending; the rank of x is the number of scores above it
+    if len(s) > 1 and (s[1:] == s[:-1]).any(): return None
+    return (len(s) - np.searchsorted(s, np.sort(score[correct]), side='right'))[::-1]   # sorted needles: a merge
+
 def _gap_core(correct, score, tie, n_pos, keep=None):
     "GAP of predictions (`correct`, `score`, `tie` = argsort of their ids) given `n_pos` landmark images; `keep` masks predictions ranked."
     if n_pos == 0: return float('nan')
-    o = _rank(score, tie)
-    rel = correct[o] if keep is None else correct[o][keep[o]]
-    hit = np.flatnonzero(rel)
+    hit = _hit_ranks(correct, score) if keep is None else _hit_ranks(correct[keep], score[keep])
+    if hit is None:                                     # tied scores: the full ranking with its tie order
+        o = _rank(score, tie)
+        rel = correct[o] if keep is None else correct[o][keep[o]]
+        hit = np.flatnonzero(rel)
     if not hit.size: return 0.0
     return float(np.cumsum(np.arange(1, hit.size + 1) / (hit + 1))[-1] / n_pos)
 
@@ -286,10 +294,13 @@ def _hits(erow, eitem, grow, gitem, nrows, eh=None, gh=None):
     if ci.size: hit[ci] = _exact_pairs(erow[ci], eitem[ci] if isinstance(eitem, np.ndarray) else np.asarray(eitem, dtype=object)[ci], grow, gitem)
     return hit
 
-def _ap_sums(g, p, item, nq):
+def _ap_sums(g, p, item, nq, key=None):
     "From the hits in rank order (query index `g`, rank `p`, `item`): drop repeats, sum `n_correct / (p+1)` per query."
     if g.size > 1:   # a repeated image counts once (its first rank); later copies keep their slots
-        dup = pd.DataFrame({'g': g, 'i': item}).duplicated().to_numpy()
+        if key is not None:                             # integer items below `key`: one stable sort of g*key+item
+            k = g * key + item; o = np.argsort(k, kind='stable'); ko = k[o]
+            dup = np.zeros(g.size, bool); dup[o[1:][ko[1:] == ko[:-1]]] = True
+        else: dup = pd.DataFrame({'g': g, 'i': item}).duplicated().to_numpy()
         if dup.any(): g, p = g[~dup], p[~dup]
     first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, bool)
     start = np.maximum.accumulate(np.where(first, np.arange(g.size), 0))
@@ -335,13 +346,18 @@ def _ret_eval(predictions, solution, k):
     eitem = np.asarray(flat, dtype=np.int64) if ints else flat
     gitem = gflat if isinstance(gflat, np.ndarray) and gflat.dtype.kind in 'iu' and ints else np.asarray(gflat, dtype=object)
     if not ints and isinstance(eitem, list): eitem = np.asarray(eitem, dtype=object)
+    eq = np.repeat(np.arange(len(qids)), lens)
+    epos = np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
+    if not ints:   # ids (strings): one C hash lookup per entry gives dense codes; entries relevant to no query go at once
+        gcode, uniq = pd.factorize(np.asarray(gitem, dtype=object))
+        ecode = pd.Index(uniq, dtype=object).get_indexer(np.asarray(eitem, dtype=object)) if len(uniq) else np.full(len(eitem), -1)
+        sel = ecode >= 0
+        eq, epos, eitem, gitem = eq[sel], epos[sel], ecode[sel].astype(np.int64), gcode.astype(np.int64)
     gh = _item_hashes(gitem)
     grow = np.repeat(np.arange(len(sids)), glens)
     if len(gh) > 1 and (d := pd.DataFrame({'r': grow, 'h': gh}).duplicated().to_numpy()).any():
         exact = pd.DataFrame({'r': grow, 'i': gitem}).duplicated().to_numpy()
         if exact.any(): raise LandmarkError(f"solution: query {sids[grow[exact][0]]!r} lists an index image twice")
-    eq = np.repeat(np.arange(len(qids)), lens)
-    epos = np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
     sums, g, p = _ap_parts(eq, epos, rows[eq], eitem, grow, gitem, len(sids), len(qids), k, gh=gh)
     return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()))
 
@@ -374,7 +390,9 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
         gmask = gt >= 0; glens = gmask.sum(1); gitem = gt[gmask].astype(np.int64)
     else:
         gt = list(gt); glens = np.fromiter(map(len, gt), np.int64, len(gt))
-        gitem = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for g in gt]) if len(gt) else np.zeros(0, np.int64)
+        if not len(gt): gitem = np.zeros(0, np.int64)
+        elif all(isinstance(g, np.ndarray) and g.ndim == 1 and g.dtype.kind in 'iu' for g in gt): gitem = np.concatenate(gt).astype(np.int64, copy=False)
+        else: gitem = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for g in gt])
     if len(glens) != nq: raise LandmarkError(f"map_at_k_arrays: {nq} ranked rows but {len(glens)} ground-truth rows")
     if len(gitem) and gitem.min() < 0: raise LandmarkError("map_at_k_arrays: ground-truth positions must be >= 0")
     grow = np.repeat(np.arange(nq), glens)
@@ -386,17 +404,21 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     gk = np.sort(grow * np.int64(top) + gitem)
     if len(gk) > 1 and (gk[1:] == gk[:-1]).any():
         raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
-    if top <= 4 * (r.size + len(gitem)):   # dense positions: one gather per entry, on the 2-D array as it is
+    if top <= 4 * (r.size + len(gitem)):   # dense positions: one gather and one AND per entry, in cache-sized row blocks
         owners = np.zeros(top, np.uint64)
         np.bitwise_or.at(owners, gitem, np.uint64(1) << (grow & 63).astype(np.uint64))
-        cand = (owners[np.maximum(r, 0) if rmin < 0 else r] >> (np.arange(nq) & 63).astype(np.uint64)[:, None]) & np.uint64(1)
-        cand = cand.astype(bool)
-        if rmin < 0: cand &= r >= 0
-        ci = np.flatnonzero(cand)
-        crow, cpos = np.divmod(ci, r.shape[1])
+        bits = np.uint64(1) << (np.arange(nq) & 63).astype(np.uint64)
+        ncol = r.shape[1]; step = max(1, (1 << 18) // ncol); cis = []
+        for s in range(0, nq, step):                      # a loop over blocks of rows, not over entries
+            rb = r[s:s + step]
+            c = np.take(owners, np.maximum(rb, 0) if rmin < 0 else rb) & bits[s:s + step, None]
+            if rmin < 0: c[rb < 0] = 0
+            cis.append(np.flatnonzero(c) + s * ncol)
+        ci = np.concatenate(cis)
+        crow, cpos = np.divmod(ci, ncol)
         citem = r[crow, cpos].astype(np.int64)
         hit = _exact_pairs(crow, citem, grow, gitem, gk=gk, nu=top)
-        sums, g, p = _ap_sums(crow[hit], cpos[hit], citem[hit], nq)
+        sums, g, p = _ap_sums(crow[hit], cpos[hit], citem[hit], nq, key=gk.dtype.type(top))
     else:
         valid = r >= 0
         eq = np.repeat(np.arange(nq), valid.sum(1))
