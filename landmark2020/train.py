@@ -553,7 +553,17 @@ class Checkpointer(Callback):
         if self.learn.step % 10 == 0 or self.iter == 0: self.iter_losses.append((self.learn.step, float(self.learn.smooth_loss)))
         if self.every and self.learn.step % self.every == 0 and self.iter + 1 < self.n_iter:
             self.save(self.epoch, self.learn.epoch_start_iter + self.iter + 1)
+    def check_finite(self):
+        "Raise `NonFiniteLoss` (keeping the last checkpoint) when a weight or buffer of the model is NaN or infinite."
+        bad = [k for k, v in unwrap(self.learn.model).state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            ck = getattr(self.learn, 'last_checkpoint', None)
+            raise NonFiniteLoss(f"non-finite weights ({bad[0]}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else '')
+                                + f") at epoch {self.epoch}, step {self.learn.step}: not written; "
+                                + (f"the last good checkpoint {ck} is kept" if ck else "no checkpoint was written yet")
+                                + " (try a lower opt.lr, opt.clip, or opt.precision=fp32)")
     def after_epoch(self):
+        if self.write: self.check_finite()
         rec = self.learn.recorder
         row = dict(zip(rec.metric_names, rec.log))
         row.update(epoch=self.epoch, step=self.learn.step, lr=self.learn.opt.hypers[-1]['lr'],
@@ -574,6 +584,7 @@ class Checkpointer(Callback):
                     unreadable=self.n_bad.value if self.n_bad is not None else 0, config=to_dict(self.cfg))
     def save(self, epoch, epoch_iter):
         if not self.write: return
+        self.check_finite()
         st = self.state(epoch, epoch_iter)
         with atomic_path(self.path) as tmp: torch.save(st, tmp)
         self.learn.last_checkpoint = self.path
