@@ -1,0 +1,155 @@
+"""Random solution and submission FILES scored by `score_submission`, against the official scorer's reader and
+metrics re-written here per item from peers.md §2.1-2.4 (DELF `dataset_file_io.py` + `metrics.py`): the csv module
+line by line, Ignored ids skipped, an empty cell = no prediction, one trailing space allowed, Public and Private
+scored separately, GAP with ties by id, mAP@100 with duplicates keeping their slots. Equal to 1e-12, per split."""
+import csv, gzip, io
+import numpy as np, pandas as pd
+import pytest
+from landmark2020.metrics import score_submission, read_submission, write_recognition_submission, write_retrieval_submission
+
+# ---- the official reader, per row (peers.md §2.4) ----
+def official_read_solution(text, task):
+    public, private, ignored = {}, {}, set()
+    rd = csv.reader(io.StringIO(text)); next(rd)
+    for id_, cell, usage in rd:
+        if usage == 'Ignored': ignored.add(id_); continue
+        if task == 'recognition': gt = [int(x) for x in cell.split(' ')] if cell else []
+        else: gt = cell.split(' ')
+        if usage == 'Public': public[id_] = gt
+        elif usage == 'Private': private[id_] = gt
+        else: raise ValueError(usage)
+    return public, private, ignored
+
+def official_read_predictions(text, public_ids, private_ids, ignored, task):
+    public, private = {}, {}
+    rd = csv.reader(io.StringIO(text)); next(rd)
+    for row in rd:
+        if not row: continue
+        id_, cell = row
+        if id_ in public or id_ in private: raise ValueError(f'repeated {id_}')
+        if id_ in ignored or not cell: continue
+        tok = cell.split(' ')
+        if tok[-1] == '': tok = tok[:-1]
+        if task == 'recognition':
+            if len(tok) != 2: raise ValueError(cell)
+            pred = {'class': int(tok[0]), 'score': float(tok[1])}
+        else: pred = tok
+        if id_ in public_ids: public[id_] = pred
+        elif id_ in private_ids: private[id_] = pred
+        else: raise ValueError(f'unknown {id_}')
+    return public, private
+
+# ---- the official metrics, per item (peers.md §2.1, §2.2) ----
+def official_gap(pred, sol):
+    m = sum(1 for v in sol.values() if v)
+    if m == 0: return float('nan')
+    items = sorted(pred.items(), key=lambda kv: (kv[0], kv[1]['class']))
+    items = sorted(items, key=lambda kv: kv[1]['score'], reverse=True)
+    total = correct = 0; g = 0.0
+    for k, p in items:
+        total += 1
+        if p['class'] in sol[k]: correct += 1; g += correct / total
+    return g / m
+
+def official_top1(pred, sol):
+    qs = [k for k, v in sol.items() if v]
+    return sum(1 for k in qs if k in pred and pred[k]['class'] in sol[k]) / len(qs) if qs else float('nan')
+
+def official_map(pred, sol, k=100):
+    if not sol: return float('nan')
+    total = 0.0
+    for q, gt in sol.items():
+        if q not in pred: continue
+        seen, hits, ap = set(), 0, 0.0
+        for i, x in enumerate(pred[q][:k]):
+            if x in seen: continue
+            seen.add(x)
+            if x in gt: hits += 1; ap += hits / (i + 1)
+        total += ap / min(len(gt), k)
+    return total / len(sol)
+
+def close(a, b): return (np.isnan(a) and np.isnan(b)) or abs(a - b) <= 1e-12
+
+def hexids(rng, n): return [f'{x:016x}' for x in rng.choice(2**62, n, replace=False)]
+
+def random_recognition(rng):
+    n = int(rng.integers(1, 40))
+    ids = hexids(rng, n)
+    usage = rng.choice(['Public', 'Private', 'Ignored'], n, p=[.45, .45, .1])
+    gts = [' '.join(map(str, rng.choice(6, rng.integers(0, 3), replace=False))) for _ in range(n)]
+    sol = 'id,landmarks,Usage\n' + ''.join(f'{i},{g},{u}\n' for i, g, u in zip(ids, gts, usage))
+    tied = rng.random() < .5
+    rows = []
+    for i in rng.permutation(ids):
+        if rng.random() < .25: rows.append(f'{i},'); continue
+        s = rng.integers(0, 4) / 4 if tied else rng.normal()
+        s = repr(float(s)) if rng.random() < .7 else f'{s:.3e}'
+        rows.append(f'{i},{int(rng.integers(0, 6))} {s}' + (' ' if rng.random() < .2 else ''))
+        if rng.random() < .1: rows.append('')                                   # blank lines are skipped
+    return sol, 'id,landmarks\n' + '\n'.join(rows) + '\n'
+
+def random_retrieval(rng):
+    n, pool = int(rng.integers(1, 25)), hexids(rng, int(rng.integers(5, 200)))
+    ids = hexids(rng, n)
+    usage = rng.choice(['Public', 'Private', 'Ignored'], n, p=[.45, .45, .1])
+    def n_gt():   # mostly a few relevant images; sometimes more than 100 (the denominator is min(m, 100))
+        return int(rng.integers(95, len(pool) + 1)) if len(pool) > 120 and rng.random() < .3 else int(rng.integers(1, min(len(pool), 12) + 1))
+    gts = [' '.join(rng.choice(pool, n_gt(), replace=False)) if u != 'Ignored' else 'None' for u in usage]
+    sol = 'id,images,Usage\n' + ''.join(f'{i},{g},{u}\n' for i, g, u in zip(ids, gts, usage))
+    rows = []
+    for i in rng.permutation(ids):
+        m = int(rng.integers(0, 101)) if rng.random() < .8 else 0
+        cell = rng.choice(pool, m) if rng.random() < .5 else rng.permutation(pool)[:m]   # with repeats, or without
+        rows.append(f'{i},' + ' '.join(cell) + (' ' if m and rng.random() < .2 else ''))
+    return sol, 'id,images\n' + '\n'.join(rows) + '\n'
+
+@pytest.mark.parametrize('task', ['recognition', 'retrieval'])
+def test_files_score_like_the_official_scorer(tmp_path, task):
+    rng = np.random.default_rng(7 if task == 'recognition' else 8)
+    n_cases = 0
+    for case in range(300):
+        sol_text, sub_text = (random_recognition if task == 'recognition' else random_retrieval)(rng)
+        pub, priv, ign = official_read_solution(sol_text, task)
+        ppub, ppriv = official_read_predictions(sub_text, pub, priv, ign, task)
+        sol, sub = tmp_path/'sol.csv', tmp_path/('sub.csv.gz' if case % 5 == 0 else 'sub.csv')
+        sol.write_text(sol_text)
+        if case % 5 == 0: sub.write_bytes(gzip.compress(sub_text.encode()))
+        else: sub.write_text(sub_text)
+        got = score_submission(sub, sol, task)
+        for name, s, p in (('public', pub, ppub), ('private', priv, ppriv), ('all', pub | priv, ppub | ppriv)):
+            if task == 'recognition':
+                ref = official_gap(p, s)
+                assert close(got[name], ref), (case, name, got[name], ref, sol_text, sub_text)
+                assert close(got['top1'][name], official_top1(p, s)), (case, name)
+            else:
+                ref = official_map(p, {q: set(v) for q, v in s.items()})
+                assert close(got[name], ref), (case, name, got[name], ref, sol_text, sub_text)
+        n_cases += 1
+    assert n_cases == 300
+
+def test_official_reader_examples(tmp_path):
+    "DELF's own reader test lines (peers.md §2.4): trailing space, empty cell, a prediction on an ignored id."
+    a, b, c = '0123456789abcdef', '0223456789abcdef', '0523456789abcdef'
+    (tmp_path/'sol.csv').write_text(f'id,landmarks,Usage\n{a},12,Public\n{b},,Private\n{c},14,Ignored\n')
+    (tmp_path/'sub.csv').write_text(f'id,landmarks\n{a},12 0.1 \n{b},\n{c},14 0.01\n')
+    sub = read_submission(tmp_path/'sub.csv', 'recognition')
+    assert sub.set_index('id').loc[a, 'landmark_id'] == 12 and sub.set_index('id').loc[a, 'score'] == 0.1
+    assert pd.isna(sub.set_index('id').loc[b, 'landmark_id'])
+    s = score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'recognition')
+    assert s['public'] == 1.0 and np.isnan(s['private']) and s['counts']['ignored'] == 1
+
+def test_writers_round_trip_retrieval(tmp_path):
+    "Random retrieval predictions written by the writer (plain and gzip) score exactly like the official loop on them."
+    rng = np.random.default_rng(3)
+    for case in range(60):
+        sol_text, sub_text = random_retrieval(rng)
+        pub, priv, ign = official_read_solution(sol_text, 'retrieval')
+        test_ids = list(pub) + list(priv) + sorted(ign)
+        ppub, ppriv = official_read_predictions(sub_text, pub, priv, ign, 'retrieval')
+        preds = {q: list(dict.fromkeys(p)) for q, p in (ppub | ppriv).items()}   # the writer refuses repeats in a row
+        path = tmp_path/('w.csv.gz' if case % 2 else 'w.csv')
+        write_retrieval_submission(preds, path, test_ids=test_ids, gzip=bool(case % 2))
+        (tmp_path/'sol.csv').write_text(sol_text)
+        got = score_submission(path, tmp_path/'sol.csv', 'retrieval')
+        for name, sol in (('public', pub), ('private', priv)):
+            assert close(got[name], official_map(preds, {q: set(v) for q, v in sol.items()})), (case, name)
