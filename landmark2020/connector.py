@@ -873,7 +873,7 @@ def load_index(path) -> pd.DataFrame:
 
 def index_summary(df:pd.DataFrame) -> pd.Series:
     "Counts of rows by problem (the error text up to its first parenthesis or comma); 'ok' counts the good rows."
-    kind = df.error.where(df.ok, '').str.replace(r'\s*[\(,].*$', '', regex=True).str.replace(r'; .*$', '', regex=True)
+    kind = df.error.where(~df.ok, '').str.replace(r'\s*[\(,].*$', '', regex=True).str.replace(r'; .*$', '', regex=True)
     return kind.replace('', 'ok').value_counts().rename('rows')
 
 # %% ../nbs/01_connector.ipynb #1f8315d8
