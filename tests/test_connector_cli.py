@@ -26,6 +26,27 @@ def test_lm_toy_and_index(toy, tmp_path):
     assert sorted(df.id) == sorted(tr.id) and df.ok.all()
     assert not (tmp_path/'ix.parquet.parts').exists()
 
+def test_lm_index_reports_bad_files(toy, tmp_path):
+    "A zero-byte file, a listed id without a file and a file without a CSV row: the progress bar, then the counts."
+    import shutil
+    from landmark2020.core import id_relpath
+    d = tmp_path/'gld'; shutil.copytree(toy, d)
+    ids = sorted(pd.read_csv(d/'train.csv').id)
+    (d/id_relpath(ids[0])).write_bytes(b'')
+    (d/id_relpath(ids[1])).unlink()
+    extra = 'ffffffffffffff01'; (d/id_relpath(extra)).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(d/id_relpath(ids[2]), d/id_relpath(extra))
+    out = tmp_path/'ix.parquet'
+    r = run('lm_index', d, '--out', out, '--workers', 2)
+    assert r.returncode == 0, r.stderr
+    assert 'index train' in r.stderr and 'dir/s' in r.stderr                         # tqdm's bar, on stderr
+    n = len(ids) + 1
+    assert f'{n} rows, {n - 3} ok' in r.stderr, r.stderr
+    counts = {l.split(None, 1)[1]: int(l.split(None, 1)[0]) for l in r.stderr.splitlines() if l.startswith('  ')}
+    assert counts == {'ok': n - 3, 'empty file': 1, 'missing file': 1, 'not listed in train.csv': 1}, counts
+    df = pd.read_parquet(out).set_index('id')
+    assert df.loc[ids[1], 'error'] == 'missing file (listed in train.csv)' and df.loc[extra, 'error'] == 'not listed in train.csv'
+
 def test_lm_toy_competition(tmp_path):
     d = tmp_path/'landmark-retrieval-2021'
     r = run('lm_toy', d, '--competition', 'landmark-retrieval-2021')
