@@ -297,9 +297,11 @@ def _hits(erow, eitem, grow, gitem, nrows, eh=None, gh=None):
 def _ap_sums(g, p, item, nq, key=None):
     "From the hits in rank order (query index `g`, rank `p`, `item`): drop repeats, sum `n_correct / (p+1)` per query."
     if g.size > 1:   # a repeated image counts once (its first rank); later copies keep their slots
-        if key is not None:                             # integer items below `key`: one stable sort of g*key+item
-            k = g * key + item; o = np.argsort(k, kind='stable'); ko = k[o]
-            dup = np.zeros(g.size, bool); dup[o[1:][ko[1:] == ko[:-1]]] = True
+        if key is not None:                             # integer items below `key`: sort g*key+item (stable only if repeats)
+            k = g * key + item; ks = np.sort(k)
+            dup = np.zeros(g.size, bool)
+            if (ks[1:] == ks[:-1]).any():
+                o = np.argsort(k, kind='stable'); ko = k[o]; dup[o[1:][ko[1:] == ko[:-1]]] = True
         else: dup = pd.DataFrame({'g': g, 'i': item}).duplicated().to_numpy()
         if dup.any(): g, p = g[~dup], p[~dup]
     first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, bool)
@@ -390,9 +392,13 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
         gmask = gt >= 0; glens = gmask.sum(1); gitem = gt[gmask].astype(np.int64)
     else:
         gt = list(gt); glens = np.fromiter(map(len, gt), np.int64, len(gt))
-        if not len(gt): gitem = np.zeros(0, np.int64)
-        elif all(isinstance(g, np.ndarray) and g.ndim == 1 and g.dtype.kind in 'iu' for g in gt): gitem = np.concatenate(gt).astype(np.int64, copy=False)
-        else: gitem = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for g in gt])
+        gitem = None
+        if len(gt) and isinstance(gt[0], np.ndarray):   # arrays: one concatenate, checked, instead of one asarray per query
+            try: gitem = np.concatenate(gt)
+            except ValueError: pass
+            if gitem is not None and (gitem.ndim != 1 or gitem.dtype.kind not in 'iu' or len(gitem) != glens.sum()): gitem = None
+        if gitem is None: gitem = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for g in gt]) if len(gt) else np.zeros(0, np.int64)
+        gitem = gitem.astype(np.int64, copy=False)
     if len(glens) != nq: raise LandmarkError(f"map_at_k_arrays: {nq} ranked rows but {len(glens)} ground-truth rows")
     if len(gitem) and gitem.min() < 0: raise LandmarkError("map_at_k_arrays: ground-truth positions must be >= 0")
     grow = np.repeat(np.arange(nq), glens)
