@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_rerank.ipynb #455a115b
 from __future__ import annotations
-import math, functools
+import math, functools, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -85,20 +85,24 @@ def _torch_dtype(dtype):
 def _knn_torch(q, db, k, rows, device, dtype, block_bytes):
     dev = get_device(device)
     qt = torch.as_tensor(_f32(q)).to(dev, dtype)
-    nq = len(qt)
-    qc = max(1, min(nq, int(block_bytes // (4 * min(rows, len(db))))))   # one (qc, rows) float32 score block <= chunk_mb
-    best_s = torch.full((nq, 0), 0., device=dev); best_i = torch.full((nq, 0), 0, dtype=torch.long, device=dev)
+    nq, rows = len(qt), min(rows, len(db))
+    qc = max(1, min(nq, int(block_bytes // (4 * rows))))   # one (qc, rows) block of similarities <= chunk_mb
+    # the running top-k and the similarity block are allocated once and reused: no heap growth over many blocks
+    best_s = torch.full((nq, k), -math.inf, device=dev); best_i = torch.full((nq, k), -1, dtype=torch.long, device=dev)
+    buf = torch.empty(qc * rows, device=dev, dtype=dtype)
     with torch.inference_mode():
         for a in range(0, len(db), rows):
-            d = torch.as_tensor(_f32(db[a:a + rows])).to(dev, dtype)
+            with warnings.catch_warnings():                    # a read-only memmap: only ever read here
+                warnings.filterwarnings('ignore', 'The given NumPy array is not writable')
+                d = torch.as_tensor(_f32(db[a:a + rows])).to(dev, dtype)
             kk = min(k, len(d))
-            ss, ii = [], []
             for c in range(0, nq, qc):
-                s, i = (qt[c:c + qc] @ d.T).float().topk(kk, dim=1)
-                s, i = torch.cat([best_s[c:c + qc], s], 1), torch.cat([best_i[c:c + qc], i + a], 1)
-                if s.shape[1] > k: s, p = s.topk(k, dim=1); i = i.gather(1, p)
-                ss.append(s); ii.append(i)
-            best_s, best_i = torch.cat(ss), torch.cat(ii)
+                m = min(qc, nq - c)
+                blk = torch.mm(qt[c:c + m], d.T, out=buf[:m * len(d)].view(m, len(d)))
+                s, i = blk.topk(kk, dim=1)
+                s = torch.cat([best_s[c:c + m], s.float()], 1); i = torch.cat([best_i[c:c + m], i + a], 1)
+                s, p = s.topk(k, dim=1)
+                best_s[c:c + m] = s; best_i[c:c + m] = i.gather(1, p)
     return best_s.cpu().numpy(), best_i.cpu().numpy()
 
 def knn(queries, database, k:int, backend:str='auto', device=None, chunk_mb:float=1024, dtype='fp32'):
