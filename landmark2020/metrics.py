@@ -451,6 +451,28 @@ def _read_text(path):
         line = raw[:e.start].count(b'\n') + 1
         raise LandmarkError(f"{path}, line {line}: not UTF-8 text ({e.reason})") from None
 
+def _arrow():
+    "`(pyarrow, pyarrow.compute)` when pyarrow is installed (its C++ string kernels are the fast path), else None."
+    try:
+        import pyarrow as pa, pyarrow.compute as pc
+        return pa, pc
+    except ImportError: return None
+
+def _read_body_arrow(lines, cols, path):
+    "The body lines split into `cols` with pyarrow's string kernels; None (take the careful path) on any irregularity."
+    if (m := _arrow()) is None: return None
+    pa, pc = m
+    try:
+        arr = pa.array(lines[1:], pa.string())
+        if arr.null_count or pc.any(pc.equal(arr, '')).as_py() or pc.any(pc.match_substring(arr, '\r')).as_py(): return None
+        nf = pc.count_substring(arr, ',').to_numpy(zero_copy_only=False)
+        if len(nf) and (nf != len(cols) - 1).any(): return None
+        flat = pc.list_flatten(pc.split_pattern(arr, ','))
+        df = pd.DataFrame({c: flat.take(pa.array(np.arange(j, len(flat), len(cols)))).to_numpy(zero_copy_only=False).astype(object)
+                           for j, c in enumerate(cols)})
+    except (pa.ArrowException, ValueError, TypeError): return None
+    return df, _Src(str(path), 'line', np.arange(2, len(lines) + 1))
+
 def _read_table(x, cols, what):
     "`(DataFrame of str cells with columns `cols`, _Src)` from a CSV path or a DataFrame."
     if isinstance(x, pd.DataFrame):
@@ -475,6 +497,7 @@ def _read_table(x, cols, what):
         if bad.size: raise LandmarkError(f"{path}, line {num[bad[0]]}: expected {len(cols)} fields, found {nf[bad[0]]}")
         df = pd.DataFrame(rows, columns=list(cols)) if rows else pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
         return df, _Src(str(path), 'line', num)
+    if (fast := _read_body_arrow(lines, cols, path)) is not None: return fast
     body = pd.Series(lines[1:], dtype=object).str.removesuffix('\r')
     num = np.arange(2, len(lines) + 1)
     nonblank = (body != '').to_numpy()
@@ -518,7 +541,7 @@ def _check_ids(ids, src, id_pattern, test_ids=None, require_all=True, what='id')
 
 def _check_missing(ids, test_ids, src):
     "Raise if a test id has no row (Kaggle requires one row per test id)."
-    if len(np.unique(test_ids)) != len(ids):
+    if len(pd.unique(test_ids)) != len(ids):
         missing = test_ids[pd.Index(ids).get_indexer(test_ids) < 0]
         raise LandmarkError(f"{src.where}: {len(missing)} test id(s) have no row, e.g. {missing[0]!r} (Kaggle requires one row per test id)")
 
@@ -528,6 +551,7 @@ _NONFINITE = r'[+-]?(?:nan|inf|infinity)'
 def _str_cells(cells, src, what):
     "Cells as a str Series ('' for missing); anything else is an error."
     s = pd.Series(cells, dtype=object).reset_index(drop=True)
+    if pd.api.types.infer_dtype(s, skipna=False) in ('string', 'empty'): return s   # all text (a file's cells): nothing to fix
     miss = s.map(_is_missing).to_numpy(bool) if s.isna().any() else np.zeros(len(s), bool)
     s[miss] = ''
     isstr = s.map(lambda v: isinstance(v, str)).to_numpy(bool)
@@ -536,13 +560,27 @@ def _str_cells(cells, src, what):
         raise LandmarkError(f"{src(i)}: {what} cell {s[i]!r} is not text")
     return s
 
+def _recognition_cells_arrow(sub):
+    "`(landmark ids, scores)` of non-empty '<landmark_id> <score>' cells with pyarrow's kernels; None if any cell is off."
+    if (m := _arrow()) is None: return None
+    pa, pc = m
+    try:
+        x = pc.extract_regex(pa.array(sub.to_numpy(dtype=object), pa.string()), rf'^(?P<l>\d{{1,18}}) (?P<s>{_NUM}) ?$')
+        if x.null_count: return None
+        lm = pc.cast(pc.struct_field(x, 'l'), pa.int64()).to_numpy(zero_copy_only=False)
+        sc = pc.cast(pc.struct_field(x, 's'), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowException, ValueError, TypeError): return None
+    return (lm, sc) if np.isfinite(sc).all() else None
+
 def _parse_recognition_cells(cells, src):
     "`(landmark_id Int64 with NA, score float with NaN)` from `'<landmark_id> <score>'` cells."
     s = _str_cells(cells, src, 'landmarks')
     has = (s != '').to_numpy()
     lm = pd.array(np.zeros(len(s), np.int64), dtype='Int64'); lm[~has] = pd.NA
     sc = np.full(len(s), np.nan)
-    if has.any():
+    if has.any() and (fast := _recognition_cells_arrow(s[has])) is not None:
+        lm[has], sc[has] = fast
+    elif has.any():
         sub = s[has]
         m = sub.str.extract(rf'^(\d{{1,18}}) ({_NUM}) ?$')
         bad = m[0].isna().to_numpy()
@@ -560,6 +598,19 @@ def _parse_recognition_cells(cells, src):
         sc[has] = v
     return lm, sc
 
+def _split_arrow(s):
+    "`(lens, tokens)` of space-separated text cells (one trailing space dropped) with pyarrow's kernels, or None."
+    if (m := _arrow()) is None: return None
+    pa, pc = m
+    try:
+        arr = pc.replace_substring_regex(pa.array(s.to_numpy(dtype=object), pa.string()), ' $', '', max_replacements=1)
+        has = pc.not_equal(arr, '').to_numpy(zero_copy_only=False)
+        parts = pc.split_pattern(arr.filter(pa.array(has)), ' ')
+        lens = np.zeros(len(s), np.int64); lens[has] = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+        flat = pc.list_flatten(parts).to_numpy(zero_copy_only=False).astype(object)
+    except (pa.ArrowException, ValueError, TypeError): return None
+    return lens, flat
+
 def _split_cells(cells, src, what):
     "`(lens, flat tokens)` of retrieval cells (space-separated strings with one optional trailing space, or lists)."
     cells = list(cells)
@@ -568,7 +619,9 @@ def _split_cells(cells, src, what):
                  c.removesuffix(' ').split(' ') if isinstance(c, str) else [c] for c in cells]
         lens = np.fromiter(map(len, cells), np.int64, len(cells))
         return lens, np.asarray(list(itertools.chain.from_iterable(cells)), dtype=object)
-    s = _str_cells(cells, src, what).str.removesuffix(' ')
+    s = _str_cells(cells, src, what)
+    if (fast := _split_arrow(s)) is not None: return fast
+    s = s.str.removesuffix(' ')
     has = (s != '').to_numpy()
     lens = np.where(has, s.str.count(' ').to_numpy() + 1, 0).astype(np.int64)
     flat = ' '.join(s[has].tolist()).split(' ') if has.any() else []
@@ -599,6 +652,14 @@ def _parse_retrieval_cells(cells, src, id_pattern, max_images=MAX_IMAGES, index_
     return lens, flat
 
 # %% ../nbs/02_metrics.ipynb #f5560c2c
+def _fullmatch(s, pattern):
+    "Mask of the text cells of `s` that match `pattern` entirely (pyarrow's RE2 kernel when available)."
+    if (m := _arrow()) is not None:
+        pa, pc = m
+        try: return pc.match_substring_regex(pa.array(s.to_numpy(dtype=object), pa.string()), f'^(?:{pattern})$').to_numpy(zero_copy_only=False)
+        except (pa.ArrowException, ValueError, TypeError): pass
+    return s.str.fullmatch(pattern).to_numpy(bool)
+
 def read_solution(path_or_df, task:str, id_pattern:str=ID_PATTERN) -> pd.DataFrame:
     "Read and check a Kaggle solution (`id,landmarks|images,Usage`): DataFrame `id`, ground-truth lists, `Usage`."
     col = _CELL[_check_task(task)]
@@ -616,7 +677,7 @@ def read_solution(path_or_df, task:str, id_pattern:str=ID_PATTERN) -> pd.DataFra
     if task == 'recognition':
         s = _str_cells([c if not isinstance(c, (list, tuple, np.ndarray)) else ' '.join(map(str, c)) for c in cells], src, col)
         s[~scored] = ''
-        ok = s.str.fullmatch(r'(?:\d{1,18}(?: \d{1,18})*)?').to_numpy(bool)
+        ok = _fullmatch(s, r'(?:\d{1,18}(?: \d{1,18})*)?')
         if not ok.all():
             i = np.flatnonzero(~ok)[0]
             raise LandmarkError(f"{src(i)}: malformed landmarks cell {s[i]!r} (expected landmark ids separated by single spaces, or empty)")

@@ -77,8 +77,11 @@ def run(*args):
     finally: sys.argv = argv
     return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
+@pytest.mark.parametrize('arrow', [True, False], ids=['pyarrow', 'no-pyarrow'])
 @pytest.mark.parametrize('case,task,which,text,msg', CASES, ids=[c[0] for c in CASES])
-def test_bad_file_exits_2_naming_file_and_line(tmp_path, case, task, which, text, msg):
+def test_bad_file_exits_2_naming_file_and_line(tmp_path, case, task, which, text, msg, arrow, monkeypatch):
+    import landmark2020.metrics as M
+    if not arrow: monkeypatch.setattr(M, '_arrow', lambda: None)   # the pandas-only readers say the same
     good_sol, good_sub = (SOL_REC, SUB_REC) if task == 'recognition' else (SOL_RET, SUB_RET)
     sol, sub = tmp_path/'solution.csv', tmp_path/'submission.csv'
     sol.write_text(good_sol); sub.write_text(good_sub)
