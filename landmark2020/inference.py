@@ -251,11 +251,14 @@ class PredictConfig:
     nonlandmark_split: str = 'test'          # split of --data holding the ids of that CSV
     country_csv: str|None = None             # landmark_id,country table (landmark-country re-ranking)
     backend: str = 'auto'                    # knn backend: auto | faiss | torch
+    knn_dtype: str = 'fp32'                  # fp32 (exact) | fp16 | bf16 (torch backend, for a GPU)
 
 def load_predict_config(path=None, overrides=(), **kwargs) -> PredictConfig:
     "A `PredictConfig` from YAML `path` (optional), keyword arguments and `key=value` overrides."
     cfg = load_config(PredictConfig, path, overrides, **kwargs)
     if cfg.ensemble not in ('concat', 'fused'): raise LandmarkError(f"config key 'ensemble': concat or fused, got {cfg.ensemble!r}")
+    if cfg.backend not in ('auto', 'faiss', 'torch'): raise LandmarkError(f"config key 'backend': auto, faiss or torch, got {cfg.backend!r}")
+    if cfg.knn_dtype not in ('fp32', 'fp16', 'bf16'): raise LandmarkError(f"config key 'knn_dtype': fp32, fp16 or bf16, got {cfg.knn_dtype!r}")
     return cfg
 
 # %% ../nbs/06_inference.ipynb #38cb7fef
@@ -303,7 +306,7 @@ def predict_recognition(runs, data, cfg:PredictConfig|None=None, cache=None, dev
         split, ids = _nonlandmark_ids(data, cfg)
         if not ids: raise LandmarkError(f"{data.root}: the non-landmark set ({cfg.nonlandmarks}) is empty")
         _, nl, _ = _embed(models, data, split, ids=ids, name='nonlandmarks', **kw)
-    labels, conf = recognize(te, trf, lab, cfg.recognition, nonlandmarks=nl, backend=cfg.backend, device=device)
+    labels, conf = recognize(te, trf, lab, cfg.recognition, nonlandmarks=nl, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
     out = pd.DataFrame({'id': tid, 'landmark_id': pd.array(labels, dtype='Int64'), 'score': conf})
     out.loc[tfail, 'landmark_id'] = pd.NA                       # unreadable test image: no prediction
     return out
@@ -324,7 +327,7 @@ def predict_retrieval(runs, data, cfg:PredictConfig|None=None, cache=None, devic
         if rc.landmark_country and cfg.country_csv:
             from landmark2020.connector import read_table
             cc = country_codes(lab, read_table(cfg.country_csv, ['landmark_id', 'country'], str_cols=('country',), int_cols=('landmark_id',)))
-    _, idx = retrieve(q, ix, rc, trf, lab, cc, backend=cfg.backend, device=device)
+    _, idx = retrieve(q, ix, rc, trf, lab, cc, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
     return pd.DataFrame({'id': qid, 'images': [iid[r[r >= 0]].tolist() for r in idx]})
 
 # %% ../nbs/06_inference.ipynb #e9dc2904
@@ -432,6 +435,7 @@ def lm_predict(runs:Param("run folder(s) written by lm_train (several: an ensemb
     from landmark2020.metrics import write_recognition_submission, write_retrieval_submission, score_submission
     if task not in ('recognition', 'retrieval'): raise LandmarkError(f"--task must be recognition or retrieval, got {task!r}")
     if data is None: raise LandmarkError("give the data folder with --data ROOT")
+    if solution is not None and not Path(solution).is_file(): raise FileNotFoundError(f"--solution {solution}: no such file")
     overrides = [r for r in runs if '=' in r]
     runs = [r for r in runs if '=' not in r]
     cfg = load_predict_config(config, overrides)
