@@ -215,8 +215,8 @@ def _is_in_lists(rows, vals, lens, flat):
     pos = np.minimum(np.searchsorted(gk, pk), len(gk) - 1)
     return gk[pos] == pk if len(gk) else np.zeros(len(rows), bool)
 
-def _rec_eval(predictions, solution):
-    "Correctness, score, tie key and landmark flag per prediction, and M."
+def _rec_eval(predictions, solution, full:bool=False):
+    "Correctness, score, tie key and landmark flag per prediction, and M (`full`: a dict that also has the solution rows)."
     ids, lm, sc = _rec_predictions(predictions)
     sids, lens, flat, ignored = _solution_csr(solution, 'recognition')
     if len(ignored) and len(ids):
@@ -226,6 +226,7 @@ def _rec_eval(predictions, solution):
     order = _argsort_unique(keys, ids, 'predictions')
     rows = _locate(keys, order, skeys, ids, sids)
     correct = _is_in_lists(rows, lm, lens, flat)
+    if full: return dict(correct=correct, score=sc, order=order, rows=rows, glens=lens)
     return correct, sc, order, lens[rows] > 0, int((lens > 0).sum())
 
 def gap(predictions, solution, ignore_non_landmarks:bool=False) -> float:
@@ -361,7 +362,7 @@ def _ret_eval(predictions, solution, k):
         exact = pd.DataFrame({'r': grow, 'i': gitem}).duplicated().to_numpy()
         if exact.any(): raise LandmarkError(f"solution: query {sids[grow[exact][0]]!r} lists an index image twice")
     sums, g, p = _ap_parts(eq, epos, rows[eq], eitem, grow, gitem, len(sids), len(qids), k, gh=gh)
-    return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()))
+    return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()), rows=rows, glens=glens)
 
 def _map(ev, k):
     if ev['n_queries'] == 0: return float('nan')
@@ -790,6 +791,10 @@ def write_retrieval_submission(predictions, path, test_ids=None, index_ids=None,
     return _write_csv(out, path, gzip)
 
 # %% ../nbs/02_metrics.ipynb #252ccd81
+def _sub_order(order, mask):
+    "The argsort of a subset (`mask`) of items, from the argsort `order` of all of them."
+    return (np.cumsum(mask) - 1)[order[mask[order]]]
+
 def _split_masks(sol):
     u = sol['Usage'].to_numpy(dtype=object)
     return {'public': u == 'Public', 'private': u == 'Private', 'all': u != 'Ignored'}
@@ -802,12 +807,19 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
     masks = _split_masks(sol)
     counts = {name: int(m.sum()) for name, m in masks.items()} | {'ignored': int((sol['Usage'] == 'Ignored').sum())}
     out = {'task': task}
+    # evaluate every scored prediction once, then take each split's share (in submission order, as a split on its own)
+    s = sol[masks['all']].reset_index(drop=True)
+    p = sub[sub['id'].isin(s['id'])].reset_index(drop=True)
+    u = s['Usage'].to_numpy(dtype=object)
+    split = {'public': u == 'Public', 'private': u == 'Private', 'all': np.ones(len(s), bool)}
     if task == 'recognition':
         out['metric'] = 'GAP'
         extra = {'top1': {}, 'gap_landmarks_only': {}}
-        for name, m in masks.items():
-            s = sol[m]; p = sub[sub['id'].isin(s['id'])]
-            correct, sc, tie, landmark, n_pos = _rec_eval(p, s[['id', 'landmarks']])
+        ev = _rec_eval(p, s[['id', 'landmarks']], full=True)
+        for name, srow in split.items():
+            pm = srow[ev['rows']]
+            correct, sc, tie = ev['correct'][pm], ev['score'][pm], _sub_order(ev['order'], pm)
+            landmark, n_pos = ev['glens'][ev['rows'][pm]] > 0, int((ev['glens'][srow] > 0).sum())
             out[name] = _gap_core(correct, sc, tie, n_pos)
             extra['gap_landmarks_only'][name] = _gap_core(correct, sc, tie, n_pos, keep=landmark)
             extra['top1'][name] = float(correct.sum() / n_pos) if n_pos else float('nan')
@@ -816,11 +828,13 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         out['metric'] = f'mAP@{k}'
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
-        for name, m in masks.items():
-            s = sol[m]; p = sub[sub['id'].isin(s['id'])]
-            ev = _ret_eval(p, s[['id', 'images']], k)
-            out[name] = _map(ev, k)
-            for j, v in _precisions(ev, ks).items(): extra[f'precision@{j}'][name] = v
+        ev = _ret_eval(p, s[['id', 'images']], k)
+        for name, srow in split.items():
+            pm = srow[ev['rows']]; hk = pm[ev['hit_q']]
+            es = dict(sums=ev['sums'][pm], m=ev['m'][pm], n_queries=int((ev['glens'][srow] > 0).sum()),
+                      hit_q=ev['hit_q'][hk], hit_pos=ev['hit_pos'][hk])
+            out[name] = _map(es, k)
+            for j, v in _precisions(es, ks).items(): extra[f'precision@{j}'][name] = v
     return out | extra | {'counts': counts}
 
 # %% ../nbs/02_metrics.ipynb #b9eeef61
