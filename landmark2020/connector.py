@@ -802,9 +802,10 @@ def _work_meta(work_dir:Path, meta:dict):
 def _write_parquet(df, path):
     with atomic_path(path) as tmp: df.to_parquet(tmp, index=False)
 
-def build_index(root, split:str='train', labels=None, workers:int|None=None, executor:str='process',
+def build_index(root, split:str='train', labels=None, workers:int|None=None, executor:str|None=None,
                 check:str='eoi', work_dir=None, progress:bool=False, id_pattern:str=ID_PATTERN) -> pd.DataFrame:
     "Index of the images of `split` under `root` (a folder or `LandmarkData`): sizes from headers, one row per file or listed id."
+    executor = executor or ('process' if check == 'decode' else 'thread')   # measured: see the benchmark in the README
     if executor not in EXECUTORS: raise LandmarkError(f"build_index: executor must be one of {EXECUTORS}, got {executor!r}")
     if check not in ('header', 'eoi', 'decode'): raise LandmarkError(f"build_index: check must be header, eoi or decode, got {check!r}")
     data = root if isinstance(root, LandmarkData) else None
@@ -931,7 +932,7 @@ def lm_index(root:str,                     # data folder (GLDv2, a Kaggle compet
              labels:str=None,              # CSV with id[,landmark_id] to check against (default: the split's own CSV)
              no_labels:store_true=False,   # index the folder alone
              workers:int=None,             # pool size (default: number of CPUs)
-             executor:str='process',       # process, thread or serial
+             executor:str=None,            # process, thread or serial (default: thread; process with --check decode)
              check:str='eoi',              # header, eoi (end-of-image marker) or decode (1/8-scale decode)
              work_dir:str=None,            # folder for the resumable per-shard parts (default: OUT.parts)
              keep_parts:store_true=False,  # keep the parts folder after success
