@@ -604,6 +604,7 @@ def training_table(cfg:TrainConfig, workers:int|None=None) -> pd.DataFrame:
     data = LandmarkData(root)
     sub = build_subset(data, d.subset)
     if d.index:
+        if not Path(d.index).is_file(): raise LandmarkError(f"config key 'data.index': index file not found: {d.index} (make it with lm_index)")
         idx = load_index(d.index)
         gone = sorted(set(sub.split) - set(idx.split))
         if gone: raise LandmarkError(f"config key 'data.index': {d.index} has no rows of split(s) {gone} (needed by subset {d.subset!r})")
