@@ -364,6 +364,22 @@ def _ret_eval(predictions, solution, k):
     sums, g, p = _ap_parts(eq, epos, rows[eq], eitem, grow, gitem, len(sids), len(qids), k, gh=gh)
     return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()), rows=rows, glens=glens)
 
+def _ret_eval_keys(qids, lens, pkeys, sids, glens, gkeys, k):
+    "`_ret_eval` from CSR rows of uint64 index-id keys (what the file readers produce): no Python object per entry."
+    qk, sk = _encode(qids, sids)
+    rows = _locate(qk, _argsort_unique(qk, qids, 'predictions'), sk, qids, sids)
+    eq = np.repeat(np.arange(len(qids)), lens)
+    epos = np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
+    if len(epos) and epos.max() >= k:
+        keep = epos < k; eq, epos, pkeys = eq[keep], epos[keep], pkeys[keep]
+    uniq, gcode = np.unique(gkeys, return_inverse=True)       # dense codes for the index ids any query needs
+    pos = pd.Index(uniq).get_indexer(pkeys) if len(uniq) else np.full(len(pkeys), -1)   # a uint64 hash table
+    found = pos >= 0
+    grow = np.repeat(np.arange(len(sids)), glens)
+    sums, g, p = _ap_parts(eq[found], epos[found], rows[eq[found]], pos[found].astype(np.int64), grow, gcode.astype(np.int64),
+                           len(sids), len(qids), k)
+    return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()), rows=rows, glens=glens)
+
 def _map(ev, k):
     if ev['n_queries'] == 0: return float('nan')
     m = ev['m']; ap = np.where(m > 0, ev['sums'] / np.maximum(np.minimum(m, k), 1), 0.0)
@@ -629,13 +645,13 @@ def _split_cells(cells, src, what):
     return lens, np.asarray(flat, dtype=object)
 
 def _parse_retrieval_cells(cells, src, id_pattern, max_images=MAX_IMAGES, index_ids=None, allow_duplicates=True, what='images'):
-    "`(lens, flat index ids)` of retrieval cells, validated."
+    "`(lens, flat index ids, their uint64 keys or None)` of retrieval cells, validated."
     lens, flat = _split_cells(cells, src, what)
     if max_images is not None and (lens > max_images).any():
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
     owner = np.repeat(np.arange(len(lens)), lens)
-    ok = _id_mask(flat, id_pattern)
+    keys, ok = _hex_keys(flat) if id_pattern == ID_PATTERN else (None, _id_mask(flat, id_pattern))
     if not ok.all():
         j = np.flatnonzero(~ok)[0]; i = owner[j]
         raise LandmarkError(f"{src(i)}: invalid index id {flat[j]!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
@@ -650,7 +666,7 @@ def _parse_retrieval_cells(cells, src, id_pattern, max_images=MAX_IMAGES, index_
         if dup.any():
             j = np.flatnonzero(dup)[0]
             raise LandmarkError(f"{src(owner[j])}: index id {flat[j]!r} appears twice in the same row")
-    return lens, flat
+    return lens, flat, keys
 
 # %% ../nbs/02_metrics.ipynb #f5560c2c
 def _fullmatch(s, pattern):
@@ -663,7 +679,12 @@ def _fullmatch(s, pattern):
 
 def read_solution(path_or_df, task:str, id_pattern:str=ID_PATTERN) -> pd.DataFrame:
     "Read and check a Kaggle solution (`id,landmarks|images,Usage`): DataFrame `id`, ground-truth lists, `Usage`."
+    return _read_solution(path_or_df, task, id_pattern)[0]
+
+def _read_solution(path_or_df, task, id_pattern=ID_PATTERN, lists=True):
+    "`(DataFrame, lens, keys)`: `read_solution` and, for retrieval with hex ids, the CSR of the index ids' uint64 keys."
     col = _CELL[_check_task(task)]
+    keys = None
     df, src = _read_table(path_or_df, ('id', col, 'Usage'), 'solution')
     ids = df['id'].to_numpy(dtype=object)
     _check_ids(ids, src, id_pattern)
@@ -686,20 +707,25 @@ def read_solution(path_or_df, task:str, id_pattern:str=ID_PATTERN) -> pd.DataFra
         vals = np.asarray(flat).astype(np.int64).tolist() if len(flat) else []
     else:
         cells = [c if sc else '' for c, sc in zip(cells, scored)]
-        lens, flat = _parse_retrieval_cells(cells, src, id_pattern, max_images=None, allow_duplicates=False, what=col)
+        lens, flat, keys = _parse_retrieval_cells(cells, src, id_pattern, max_images=None, allow_duplicates=False, what=col)
         empty = scored & (lens == 0)
         if empty.any():
             i = np.flatnonzero(empty)[0]
             raise LandmarkError(f"{src(i)}: a {usage[i]} query needs at least one index id (mark queries without ground truth 'Ignored')")
-        vals = flat.tolist()
+        vals = flat.tolist() if lists else []
     it = iter(vals)
-    out = [list(itertools.islice(it, n)) for n in lens.tolist()]
-    return pd.DataFrame({'id': ids, col: out, 'Usage': usage})
+    out = [list(itertools.islice(it, n)) for n in lens.tolist()] if lists else None
+    return pd.DataFrame({'id': ids, col: out, 'Usage': usage}), lens, keys
 
 # %% ../nbs/02_metrics.ipynb #4433bf79
 def read_submission(path_or_df, task:str, test_ids=None, index_ids=None, id_pattern:str=ID_PATTERN,
                     require_all:bool=True, max_images:int=MAX_IMAGES, allow_duplicates:bool=True) -> pd.DataFrame:
     "Read and check a Kaggle submission (`id,landmarks` or `id,images`); returns the parsed predictions."
+    return _read_submission(path_or_df, task, test_ids, index_ids, id_pattern, require_all, max_images, allow_duplicates)[0]
+
+def _read_submission(path_or_df, task, test_ids=None, index_ids=None, id_pattern=ID_PATTERN, require_all=True,
+                     max_images=MAX_IMAGES, allow_duplicates=True, lists=True):
+    "`(DataFrame, lens, keys)`: `read_submission` and, for retrieval with hex ids, the CSR of the index ids' uint64 keys."
     col = _CELL[_check_task(task)]
     df, src = _read_table(path_or_df, ('id', col), 'submission')
     ids = df['id'].to_numpy(dtype=object)
@@ -707,11 +733,12 @@ def read_submission(path_or_df, task:str, test_ids=None, index_ids=None, id_patt
     if task == 'recognition':
         lm, sc = _parse_recognition_cells(df[col], src)
         if test_ids is not None and require_all: _check_missing(ids, np.asarray(list(test_ids), dtype=object), src)
-        return pd.DataFrame({'id': ids, 'landmark_id': lm, 'score': sc})
-    lens, flat = _parse_retrieval_cells(df[col], src, id_pattern, max_images, index_ids, allow_duplicates)
+        return pd.DataFrame({'id': ids, 'landmark_id': lm, 'score': sc}), None, None
+    lens, flat, keys = _parse_retrieval_cells(df[col], src, id_pattern, max_images, index_ids, allow_duplicates)
     if test_ids is not None and require_all: _check_missing(ids, np.asarray(list(test_ids), dtype=object), src)
+    if not lists: return pd.DataFrame({'id': ids, 'images': None}), lens, keys
     flat = flat.tolist(); it = iter(flat)
-    return pd.DataFrame({'id': ids, 'images': [list(itertools.islice(it, n)) for n in lens.tolist()]})
+    return pd.DataFrame({'id': ids, 'images': [list(itertools.islice(it, n)) for n in lens.tolist()]}), lens, keys
 
 def validate_submission(df, task:str, test_ids=None, index_ids=None, **kwargs) -> pd.DataFrame:
     "Check a submission (path or DataFrame of `id` + text cells); raises `LandmarkError` naming the row, else returns it parsed."
@@ -782,7 +809,7 @@ def write_retrieval_submission(predictions, path, test_ids=None, index_ids=None,
     ids = predictions['id'].to_numpy(dtype=object)
     _check_ids(ids, src, id_pattern)
     cells = [list(c) if isinstance(c, (list, tuple, np.ndarray)) else ([] if _is_missing(c) else c) for c in predictions['images']]
-    lens, flat = _parse_retrieval_cells(cells, src, id_pattern, max_images, index_ids, allow_duplicates=False)
+    lens, flat, _ = _parse_retrieval_cells(cells, src, id_pattern, max_images, index_ids, allow_duplicates=False)
     it = iter(flat.tolist())
     text = [' '.join(itertools.islice(it, n)) for n in lens.tolist()]
     ids, text = _with_test_ids(ids, text, test_ids, src)
@@ -802,14 +829,16 @@ def _split_masks(sol):
 def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_all:bool=True, id_pattern:str=ID_PATTERN) -> dict:
     "Kaggle's score of `submission` (path or DataFrame) against `solution` (path or DataFrame) for `task`, per Usage split."
     _check_task(task)
-    sol = read_solution(solution, task, id_pattern=id_pattern)
-    sub = read_submission(submission, task, test_ids=sol['id'], id_pattern=id_pattern, require_all=require_all)
+    fast = task == 'retrieval' and id_pattern == ID_PATTERN         # index ids as uint64 keys, no per-row lists
+    sol, glens, gkeys = _read_solution(solution, task, id_pattern=id_pattern, lists=not fast)
+    sub, plens, pkeys = _read_submission(submission, task, test_ids=sol['id'], id_pattern=id_pattern, require_all=require_all, lists=not fast)
     masks = _split_masks(sol)
     counts = {name: int(m.sum()) for name, m in masks.items()} | {'ignored': int((sol['Usage'] == 'Ignored').sum())}
     out = {'task': task}
     # evaluate every scored prediction once, then take each split's share (in submission order, as a split on its own)
     s = sol[masks['all']].reset_index(drop=True)
-    p = sub[sub['id'].isin(s['id'])].reset_index(drop=True)
+    pin = sub['id'].isin(s['id']).to_numpy()
+    p = sub[pin].reset_index(drop=True)
     u = s['Usage'].to_numpy(dtype=object)
     split = {'public': u == 'Public', 'private': u == 'Private', 'all': np.ones(len(s), bool)}
     if task == 'recognition':
@@ -828,7 +857,11 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         out['metric'] = f'mAP@{k}'
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
-        ev = _ret_eval(p, s[['id', 'images']], k)
+        if fast:
+            sa = masks['all']
+            ev = _ret_eval_keys(p['id'].to_numpy(dtype=object), plens[pin], pkeys[np.repeat(pin, plens)],
+                                s['id'].to_numpy(dtype=object), glens[sa], gkeys[np.repeat(sa, glens)], k)
+        else: ev = _ret_eval(p, s[['id', 'images']], k)
         for name, srow in split.items():
             pm = srow[ev['rows']]; hk = pm[ev['hit_q']]
             es = dict(sums=ev['sums'][pm], m=ev['m'][pm], n_queries=int((ev['glens'][srow] > 0).sum()),

@@ -121,6 +121,9 @@ def test_files_score_like_the_official_scorer(tmp_path, task, arrow, monkeypatch
         if case % 5 == 0: sub.write_bytes(gzip.compress(sub_text.encode()))
         else: sub.write_text(sub_text)
         got = score_submission(sub, sol, task)
+        if case % 10 == 0:   # another id pattern: the generic path (lists of ids, no uint64 keys) gives the same numbers
+            other = score_submission(sub, sol, task, id_pattern=r'^[0-9a-f]{16,16}$')
+            assert all(close(other[nm], got[nm]) for nm in ('public', 'private', 'all')), (case, other, got)
         for name, s, p in (('public', pub, ppub), ('private', priv, ppriv), ('all', pub | priv, ppub | ppriv)):
             if task == 'recognition':
                 ref = official_gap(p, s)
