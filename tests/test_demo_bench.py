@@ -54,3 +54,32 @@ def test_stale_json_is_not_used(tmp_path):
     assert r.returncode == 0, r.stderr
     md = (b/'RESULTS.md').read_text()
     assert '99.00×' not in md and 'older than this run' in md
+
+def _make_tree(tmp_path):
+    "A copy of the Makefile and its venv prerequisites, with a stand-in .venv (nothing is installed)."
+    for f in ('Makefile', 'requirements.txt', 'constraints.txt', 'settings.ini', 'setup.py'):
+        shutil.copy(ROOT/f, tmp_path/f)
+    (tmp_path/'.venv'/'bin').mkdir(parents=True)
+    for exe in ('python', 'lm_demo'):
+        p = tmp_path/'.venv'/'bin'/exe; p.write_text('#!/bin/sh\n'); p.chmod(0o755)
+    return tmp_path
+
+def _dry_run(tree, target='demo'):
+    r = subprocess.run(['make', '-n', target], cwd=tree, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+def test_make_demo_reuses_the_venv(tmp_path):
+    "`make demo` installs into .venv only when the install stamp is missing or older than the pinned files."
+    if shutil.which('make') is None:
+        import pytest; pytest.skip('no make')
+    import os, time
+    tree = _make_tree(tmp_path)
+    fresh = _dry_run(tree)
+    assert 'pip install' in fresh and '.venv/bin/lm_demo' in fresh         # first run: install, then the demo
+    stamp = tree/'.venv'/'.installed'; stamp.touch()
+    t = time.time(); os.utime(stamp, (t + 5, t + 5))
+    again = _dry_run(tree)
+    assert 'pip install' not in again and '.venv/bin/lm_demo' in again     # rerun: straight to the demo
+    os.utime(tree/'requirements.txt', (t + 10, t + 10))                     # a changed pin reinstalls
+    assert 'pip install' in _dry_run(tree)
