@@ -31,7 +31,7 @@ A script that is missing, fails, times out or writes no JSON gets a row saying s
 }
 ```
 
-`module`, `quick` and `machine`/`date` are filled in by this script when absent (from the file name, the flag
+`device` (cpu / cuda), when given, is shown beside the module. `module`, `quick` and `machine`/`date` are filled in by this script when absent (from the file name, the flag
 and this machine). A top-level list of rows is accepted too. Throughput rows use a `unit` like `img/s`
 with `higher_is_better: true` (the ratio is still computed by the script: ours / baseline for throughput).
 """
@@ -141,7 +141,7 @@ def render(results: dict, mach: str, date: str, quick: bool, load0: str, load1: 
                 rt = ratio(r)
                 tgt = md_cell(r.get('target', '')) + ('' if 'ok' not in r else (' ✅' if r['ok'] else ' ❌'))
                 L.append('| ' + ' | '.join([md_cell(r.get('work', '?')), md_cell(r.get('baseline', '')),
-                          f'{rt:.2f}×' if rt is not None else '', md_cell(absolute(r)), tgt, f'`{mod}`',
+                          f'{rt:.2f}×' if rt is not None else '', md_cell(absolute(r)), tgt, f'`{mod}`' + (f" ({md_cell(r['device'])})" if r.get('device') else ''),
                           md_cell(r.get('machine', short_mach)), md_cell(r.get('date', date))]) + ' |')
                 if r.get('notes'): notes.append(f"* `{mod}` / {md_cell(r['work'])}: {md_cell(r['notes'])}")
         else:
@@ -171,7 +171,7 @@ def collect(mod: str, res: dict, since: float, quick: bool, mach: str, date: str
     if bool(top.get('quick', quick)) != quick:
         res['problem'] = f"{f.relative_to(ROOT)} says quick={top.get('quick')} but this run asked quick={quick}"
     for r in rows:
-        for k in ('machine', 'date'):
+        for k in ('machine', 'date', 'device'):
             if top.get(k) and k not in r: r[k] = top[k]
     if res['status'] != 'ok': res['problem'] = f"the script ended with {res['status']}; rows are what it wrote before"
     res['rows'] = rows

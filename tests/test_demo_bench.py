@@ -10,7 +10,7 @@ from pathlib import Path
 ap = argparse.ArgumentParser(); ap.add_argument('--quick', action='store_true'); a = ap.parse_args()
 print("| work | ours | baseline |\\n|---|---|---|\\n| sum | 1 s | 4 s |")
 out = Path(__file__).parent/'results'/'good.json'; out.parent.mkdir(exist_ok=True)
-out.write_text(json.dumps({"module": "good", "quick": a.quick, "rows": [
+out.write_text(json.dumps({"module": "good", "quick": a.quick, "device": "cpu", "rows": [
     {"work": "sum of 1e6 floats", "baseline": "python loop", "value": 0.5, "baseline_value": 2.0, "unit": "s",
      "target": ">= 3x", "ok": True, "notes": "same result"},
     {"work": "throughput", "baseline": "plain", "value": 30.0, "baseline_value": 20.0, "unit": "img/s",
@@ -37,6 +37,8 @@ def test_run_all(tmp_path):
     assert '4.00×' in good[0] and '0.50 s vs 2.00 s' in good[0] and '✅' in good[0]   # baseline / ours for seconds
     assert '1.50×' in good[1] and '30.0 img/s vs 20.0 img/s' in good[1]               # ours / baseline for img/s
     assert '7.00×' in good[2] and '1 vs 7' in good[2]
+    assert all('`good` (cpu)' in l for l in good)                                 # the device the script ran on
+    assert 'Machine: ' in md and 'cores' in md and ' UTC' in md                   # machine and date of the run
     # the scripts the issues expect but that do not exist, the failing one and the odd JSON each get a row and a note
     assert any('bad: **no result**' in l and 'exit code 3' in l for l in table)
     assert any('connector: **no result**' in l and 'missing' in l for l in table)
