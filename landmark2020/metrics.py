@@ -44,6 +44,13 @@ def _hex_keys(ids):
     keys = np.ascontiguousarray((v[:, 0::2] << 4) | v[:, 1::2]).view('>u8').ravel().astype(np.uint64)
     return keys, ok
 
+def _hex_keys_bytes(u):
+    "`_hex_keys` of an `(n, 16)` uint8 array of id bytes (e.g. a pyarrow string buffer, no Python strings)."
+    v = _LUT[u]
+    ok = v.max(1) < 16 if len(v) else np.ones(0, bool)
+    if not ok.all(): v = np.where(ok[:, None], v, 0)
+    return np.ascontiguousarray((v[:, 0::2] << 4) | v[:, 1::2]).view('>u8').ravel().astype(np.uint64), ok
+
 # %% ../nbs/02_metrics.ipynb #6052e57f
 def _encode(*arrays):
     "Keys for each of `arrays`, consistent across them and ordered like the ids (hex ids -> uint64, else factorised)."
@@ -616,7 +623,7 @@ def _parse_recognition_cells(cells, src):
     return lm, sc
 
 def _split_arrow(s):
-    "`(lens, tokens)` of space-separated text cells (one trailing space dropped) with pyarrow's kernels, or None."
+    "`(lens, tokens, (uint64 keys, ok) or None)` of space-separated text cells (one trailing space dropped) with pyarrow, or None."
     if (m := _arrow()) is None: return None
     pa, pc = m
     try:
@@ -624,34 +631,40 @@ def _split_arrow(s):
         has = pc.not_equal(arr, '').to_numpy(zero_copy_only=False)
         parts = pc.split_pattern(arr.filter(pa.array(has)), ' ')
         lens = np.zeros(len(s), np.int64); lens[has] = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
-        flat = pc.list_flatten(parts).to_numpy(zero_copy_only=False).astype(object)
+        tok = pc.list_flatten(parts)
+        flat = tok.to_numpy(zero_copy_only=False).astype(object)
+        hk = None
+        if isinstance(tok, pa.ChunkedArray): tok = tok.combine_chunks()
+        off = np.frombuffer(tok.buffers()[1], np.int32)[tok.offset:tok.offset + len(tok) + 1]
+        if len(tok) and (np.diff(off) == 16).all():         # every token 16 bytes: the uint64 keys straight from the buffer
+            hk = _hex_keys_bytes(np.frombuffer(tok.buffers()[2], np.uint8)[off[0]:off[-1]].reshape(len(tok), 16))
     except (pa.ArrowException, ValueError, TypeError): return None
-    return lens, flat
+    return lens, flat, hk
 
 def _split_cells(cells, src, what):
-    "`(lens, flat tokens)` of retrieval cells (space-separated strings with one optional trailing space, or lists)."
+    "`(lens, flat tokens, hex keys or None)` of retrieval cells (space-separated strings with one optional trailing space, or lists)."
     cells = list(cells)
     if any(isinstance(c, (list, tuple, np.ndarray)) for c in cells):   # lists (maybe mixed with text): per row
         cells = [c if isinstance(c, (list, tuple, np.ndarray)) else [] if _is_missing(c) or c == '' else
                  c.removesuffix(' ').split(' ') if isinstance(c, str) else [c] for c in cells]
         lens = np.fromiter(map(len, cells), np.int64, len(cells))
-        return lens, np.asarray(list(itertools.chain.from_iterable(cells)), dtype=object)
+        return lens, np.asarray(list(itertools.chain.from_iterable(cells)), dtype=object), None
     s = _str_cells(cells, src, what)
     if (fast := _split_arrow(s)) is not None: return fast
     s = s.str.removesuffix(' ')
     has = (s != '').to_numpy()
     lens = np.where(has, s.str.count(' ').to_numpy() + 1, 0).astype(np.int64)
     flat = ' '.join(s[has].tolist()).split(' ') if has.any() else []
-    return lens, np.asarray(flat, dtype=object)
+    return lens, np.asarray(flat, dtype=object), None
 
 def _parse_retrieval_cells(cells, src, id_pattern, max_images=MAX_IMAGES, index_ids=None, allow_duplicates=True, what='images'):
     "`(lens, flat index ids, their uint64 keys or None)` of retrieval cells, validated."
-    lens, flat = _split_cells(cells, src, what)
+    lens, flat, hk = _split_cells(cells, src, what)
     if max_images is not None and (lens > max_images).any():
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
     owner = np.repeat(np.arange(len(lens)), lens)
-    keys, ok = _hex_keys(flat) if id_pattern == ID_PATTERN else (None, _id_mask(flat, id_pattern))
+    keys, ok = (hk or _hex_keys(flat)) if id_pattern == ID_PATTERN else (None, _id_mask(flat, id_pattern))
     if not ok.all():
         j = np.flatnonzero(~ok)[0]; i = owner[j]
         raise LandmarkError(f"{src(i)}: invalid index id {flat[j]!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
@@ -703,7 +716,7 @@ def _read_solution(path_or_df, task, id_pattern=ID_PATTERN, lists=True):
         if not ok.all():
             i = np.flatnonzero(~ok)[0]
             raise LandmarkError(f"{src(i)}: malformed landmarks cell {s[i]!r} (expected landmark ids separated by single spaces, or empty)")
-        lens, flat = _split_cells(s, src, col)
+        lens, flat, _ = _split_cells(s, src, col)
         vals = np.asarray(flat).astype(np.int64).tolist() if len(flat) else []
     else:
         cells = [c if sc else '' for c, sc in zip(cells, scored)]

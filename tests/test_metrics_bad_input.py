@@ -39,6 +39,7 @@ CASES = [
     ('ret-101-ids', 'retrieval', 'sub', f'id,images\n{A},{" ".join(IDX[:101])}\n', 'LINE, line 2: 101 index ids in the images cell (at most 100 allowed)'),
     ('ret-empty-token', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]}  {IDX[1]}\n', "LINE, line 2: invalid index id '' at position 2"),
     ('ret-invalid-index-id', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]} zz\n', "LINE, line 2: invalid index id 'zz' at position 2"),
+    ('ret-uppercase-index-id', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]} ABCDEF0123456789\n', "LINE, line 2: invalid index id 'ABCDEF0123456789' at position 2"),
     ('ret-repeated-id', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]}\n{A},{IDX[1]}\n', f"LINE, line 3: id '{A}' is repeated (first at line 2)"),
     ('ret-unknown-id', 'retrieval', 'sub', f'id,images\n{A},\n{B},\n{C},\n{D},{IDX[0]}\n', f"LINE, line 5: id '{D}' is not a test id"),
     ('ret-missing-test-id', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]}\n', 'LINE: 2 test id(s) have no row'),
