@@ -225,7 +225,8 @@ def _is_in_lists(rows, vals, lens, flat):
 def _rec_eval(predictions, solution, full:bool=False):
     "Correctness, score, tie key and landmark flag per prediction, and M (`full`: a dict that also has the solution rows)."
     ids, lm, sc = _rec_predictions(predictions)
-    sids, lens, flat, ignored = _solution_csr(solution, 'recognition')
+    if isinstance(solution, tuple): (sids, lens, flat), ignored = solution, ()          # CSR from the file reader
+    else: sids, lens, flat, ignored = _solution_csr(solution, 'recognition')
     if len(ignored) and len(ids):
         drop = np.isin(np.asarray(ids, dtype=object), ignored)
         ids, lm, sc = ids[~drop], lm[~drop], sc[~drop]
@@ -644,7 +645,8 @@ def _split_arrow(s):
 def _split_cells(cells, src, what):
     "`(lens, flat tokens, hex keys or None)` of retrieval cells (space-separated strings with one optional trailing space, or lists)."
     cells = list(cells)
-    if any(isinstance(c, (list, tuple, np.ndarray)) for c in cells):   # lists (maybe mixed with text): per row
+    text = pd.api.types.infer_dtype(cells, skipna=False) in ('string', 'empty')
+    if not text and any(isinstance(c, (list, tuple, np.ndarray)) for c in cells):   # lists (maybe mixed with text): per row
         cells = [c if isinstance(c, (list, tuple, np.ndarray)) else [] if _is_missing(c) or c == '' else
                  c.removesuffix(' ').split(' ') if isinstance(c, str) else [c] for c in cells]
         lens = np.fromiter(map(len, cells), np.int64, len(cells))
@@ -695,7 +697,7 @@ def read_solution(path_or_df, task:str, id_pattern:str=ID_PATTERN) -> pd.DataFra
     return _read_solution(path_or_df, task, id_pattern)[0]
 
 def _read_solution(path_or_df, task, id_pattern=ID_PATTERN, lists=True):
-    "`(DataFrame, lens, keys)`: `read_solution` and, for retrieval with hex ids, the CSR of the index ids' uint64 keys."
+    "`(DataFrame, lens, flat)`: `read_solution` and its CSR: landmark ids (recognition) or index ids' uint64 keys (retrieval, hex ids)."
     col = _CELL[_check_task(task)]
     keys = None
     df, src = _read_table(path_or_df, ('id', col, 'Usage'), 'solution')
@@ -708,16 +710,18 @@ def _read_solution(path_or_df, task, id_pattern=ID_PATTERN, lists=True):
         raise LandmarkError(f"{src(i)}: bad Usage {usage[i]!r} (expected Public, Private or Ignored)")
     scored = usage != 'Ignored'
     cells = df[col].tolist()
-    out = [[] for _ in range(len(df))]
     if task == 'recognition':
-        s = _str_cells([c if not isinstance(c, (list, tuple, np.ndarray)) else ' '.join(map(str, c)) for c in cells], src, col)
+        if pd.api.types.infer_dtype(cells, skipna=False) not in ('string', 'empty'):
+            cells = [c if not isinstance(c, (list, tuple, np.ndarray)) else ' '.join(map(str, c)) for c in cells]
+        s = _str_cells(cells, src, col)
         s[~scored] = ''
         ok = _fullmatch(s, r'(?:\d{1,18}(?: \d{1,18})*)?')
         if not ok.all():
             i = np.flatnonzero(~ok)[0]
             raise LandmarkError(f"{src(i)}: malformed landmarks cell {s[i]!r} (expected landmark ids separated by single spaces, or empty)")
         lens, flat, _ = _split_cells(s, src, col)
-        vals = np.asarray(flat).astype(np.int64).tolist() if len(flat) else []
+        keys = np.asarray(flat).astype(np.int64) if len(flat) else np.zeros(0, np.int64)   # the landmark ids, flat
+        vals = keys.tolist() if lists else []
     else:
         cells = [c if sc else '' for c, sc in zip(cells, scored)]
         lens, flat, keys = _parse_retrieval_cells(cells, src, id_pattern, max_images=None, allow_duplicates=False, what=col)
@@ -842,7 +846,7 @@ def _split_masks(sol):
 def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_all:bool=True, id_pattern:str=ID_PATTERN) -> dict:
     "Kaggle's score of `submission` (path or DataFrame) against `solution` (path or DataFrame) for `task`, per Usage split."
     _check_task(task)
-    fast = task == 'retrieval' and id_pattern == ID_PATTERN         # index ids as uint64 keys, no per-row lists
+    fast = task == 'recognition' or id_pattern == ID_PATTERN         # CSR arrays (ids as uint64 keys), no per-row lists
     sol, glens, gkeys = _read_solution(solution, task, id_pattern=id_pattern, lists=not fast)
     sub, plens, pkeys = _read_submission(submission, task, test_ids=sol['id'], id_pattern=id_pattern, require_all=require_all, lists=not fast)
     masks = _split_masks(sol)
@@ -857,7 +861,8 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
     if task == 'recognition':
         out['metric'] = 'GAP'
         extra = {'top1': {}, 'gap_landmarks_only': {}}
-        ev = _rec_eval(p, s[['id', 'landmarks']], full=True)
+        sa = masks['all']
+        ev = _rec_eval(p, (s['id'].to_numpy(dtype=object), glens[sa], gkeys[np.repeat(sa, glens)]), full=True)
         for name, srow in split.items():
             pm = srow[ev['rows']]
             correct, sc, tie = ev['correct'][pm], ev['score'][pm], _sub_order(ev['order'], pm)
@@ -871,7 +876,7 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
         if fast:
-            sa = masks['all']
+            sa = masks['all']   # (fast: id_pattern is the hex default here)
             ev = _ret_eval_keys(p['id'].to_numpy(dtype=object), plens[pin], pkeys[np.repeat(pin, plens)],
                                 s['id'].to_numpy(dtype=object), glens[sa], gkeys[np.repeat(sa, glens)], k)
         else: ev = _ret_eval(p, s[['id', 'images']], k)
