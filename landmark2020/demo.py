@@ -185,13 +185,19 @@ def plot_comparison(table:pd.DataFrame, out, metrics=('GAP', 'mAP@100', 'top-1',
 # %% ../nbs/08_demo.ipynb #5c09d4f7
 def _rel(p, base): return os.path.relpath(p, base)
 
-def write_report(out, table:pd.DataFrame, times:pd.DataFrame, evals:list, run=None, data=None, c:DemoConfig|None=None) -> Path:
-    "Write `out/report.md` and `out/summary.json`; returns the report's path."
+def _load() -> str:
+    try: return ' / '.join(f'{x:.1f}' for x in os.getloadavg())
+    except (OSError, AttributeError): return '?'
+
+def write_report(out, table:pd.DataFrame, times:pd.DataFrame, evals:list, run=None, data=None, c:DemoConfig|None=None,
+                 load:str|None=None) -> Path:
+    "Write `out/report.md` and `out/summary.json`; returns the report's path (`load`: the load average at the start)."
     out = Path(out)
     now = dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     import torch
     mach = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}"
-    L = [f"# landmark2020 demo report", "", f"{now}; {mach}.", ""]
+    load = f"load average (1 / 5 / 15 min) at the start {load or '?'}, at the end {_load()}"
+    L = [f"# landmark2020 demo report", "", f"{now}; {mach}; {load} (other jobs on the machine slow every stage).", ""]
     if data is not None:
         n = {s: len(data.ids(s)) for s in data.splits}
         L += [f"Data: `{data.root}` ({', '.join(f'{v} {k}' for k, v in n.items())} images).", ""]
@@ -219,7 +225,7 @@ def write_report(out, table:pd.DataFrame, times:pd.DataFrame, evals:list, run=No
         L += [f"* {e['name']}: " + ', '.join(f"[{k}]({_rel(v, out)})" for k, v in e['files'].items())]
     if c is not None: L += ["", "## Settings", "", "```yaml", json.dumps(_json_safe(asdict(c)), indent=1), "```"]
     with atomic_write(out/'report.md', 'w') as f: f.write('\n'.join(L) + '\n')
-    summary = dict(date=now, machine=mach, data=str(data.root) if data is not None else None,
+    summary = dict(date=now, machine=mach, load=load, data=str(data.root) if data is not None else None,
                    scores=table.set_index('model').to_dict(orient='index'),
                    times=dict(zip(times.stage, times.seconds)), settings=asdict(c) if c is not None else None,
                    evaluations={e['name']: e['scores'] for e in evals})
@@ -237,7 +243,7 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
     from landmark2020.model import save_landmark_model
     c = c or DemoConfig(**kwargs)
     offline()
-    log, timer, out = get_logger(), StageTimer(), Path(c.out)
+    log, timer, out, load = get_logger(), StageTimer(), Path(c.out), _load()
     out.mkdir(parents=True, exist_ok=True)
     with timer('data'):
         log.info(f"1/5 data: building or reusing {Path(c.data_dir)/toy_name(c)}")
@@ -259,7 +265,7 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
         plot_comparison(table, out/'comparison.png')
         if (run/'curves.png').exists(): shutil.copyfile(run/'curves.png', out/'training_curves.png')
     times = timer.frame()
-    report = write_report(out, table, times, [zs, ft], run=run, data=data, c=c)
+    report = write_report(out, table, times, [zs, ft], run=run, data=data, c=c, load=load)
     print('\n' + md_table(table) + '\n\n' + md_table(times, digits=1) + f'\n\nreport: {report}')
     return dict(table=table, times=times, report=report, data=data, run=run, evals=[zs, ft])
 
