@@ -360,8 +360,13 @@ def _ret_eval(predictions, solution, k):
     eq = np.repeat(np.arange(len(qids)), lens)
     epos = np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
     if not ints:   # ids (strings): one C hash lookup per entry gives dense codes; entries relevant to no query go at once
-        gcode, uniq = pd.factorize(np.asarray(gitem, dtype=object))
-        ecode = pd.Index(uniq, dtype=object).get_indexer(np.asarray(eitem, dtype=object)) if len(uniq) else np.full(len(eitem), -1)
+        (ek, eok), (gk_, gok) = _hex_keys(eitem), _hex_keys(gitem)
+        if eok.all() and gok.all():                     # GLDv2 ids: uint64 keys, a uint64 hash table
+            uniq, gcode = np.unique(gk_, return_inverse=True)
+            ecode = pd.Index(uniq).get_indexer(ek) if len(uniq) else np.full(len(eitem), -1)
+        else:
+            gcode, uniq = pd.factorize(np.asarray(gitem, dtype=object))
+            ecode = pd.Index(uniq, dtype=object).get_indexer(np.asarray(eitem, dtype=object)) if len(uniq) else np.full(len(eitem), -1)
         sel = ecode >= 0
         eq, epos, eitem, gitem = eq[sel], epos[sel], ecode[sel].astype(np.int64), gcode.astype(np.int64)
     gh = _item_hashes(gitem)
@@ -633,14 +638,17 @@ def _split_arrow(s):
         parts = pc.split_pattern(arr.filter(pa.array(has)), ' ')
         lens = np.zeros(len(s), np.int64); lens[has] = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
         tok = pc.list_flatten(parts)
-        flat = tok.to_numpy(zero_copy_only=False).astype(object)
-        hk = None
+        flat, hk = tok, None                                # Python strings only when someone asks (_tokens)
         if isinstance(tok, pa.ChunkedArray): tok = tok.combine_chunks()
         off = np.frombuffer(tok.buffers()[1], np.int32)[tok.offset:tok.offset + len(tok) + 1]
         if len(tok) and (np.diff(off) == 16).all():         # every token 16 bytes: the uint64 keys straight from the buffer
             hk = _hex_keys_bytes(np.frombuffer(tok.buffers()[2], np.uint8)[off[0]:off[-1]].reshape(len(tok), 16))
     except (pa.ArrowException, ValueError, TypeError): return None
     return lens, flat, hk
+
+def _tokens(flat):
+    "The tokens of `_split_cells` as an object array of str (from pyarrow only now, when they are needed)."
+    return flat if isinstance(flat, np.ndarray) else flat.to_numpy(zero_copy_only=False).astype(object)
 
 def _split_cells(cells, src, what):
     "`(lens, flat tokens, hex keys or None)` of retrieval cells (space-separated strings with one optional trailing space, or lists)."
@@ -666,20 +674,21 @@ def _parse_retrieval_cells(cells, src, id_pattern, max_images=MAX_IMAGES, index_
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
     owner = np.repeat(np.arange(len(lens)), lens)
-    keys, ok = (hk or _hex_keys(flat)) if id_pattern == ID_PATTERN else (None, _id_mask(flat, id_pattern))
+    keys, ok = (hk or _hex_keys(_tokens(flat))) if id_pattern == ID_PATTERN else (None, _id_mask(_tokens(flat), id_pattern))
     if not ok.all():
-        j = np.flatnonzero(~ok)[0]; i = owner[j]
+        flat = _tokens(flat); j = np.flatnonzero(~ok)[0]; i = owner[j]
         raise LandmarkError(f"{src(i)}: invalid index id {flat[j]!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
                             f"(expected ids matching {id_pattern} separated by single spaces)")
     if index_ids is not None and len(flat):
+        flat = _tokens(flat)
         known = pd.Index(np.asarray(list(index_ids) if not isinstance(index_ids, (np.ndarray, pd.Series, pd.Index)) else index_ids, dtype=object)).get_indexer(flat) >= 0
         if not known.all():
             j = np.flatnonzero(~known)[0]; i = owner[j]
             raise LandmarkError(f"{src(i)}: {flat[j]!r} is not an index image id ({(~known).sum()} such ids)")
     if not allow_duplicates and len(flat):
-        dup = pd.DataFrame({'r': owner, 'i': flat}).duplicated().to_numpy()
+        dup = pd.DataFrame({'r': owner, 'i': keys if keys is not None else _tokens(flat)}).duplicated().to_numpy()
         if dup.any():
-            j = np.flatnonzero(dup)[0]
+            flat = _tokens(flat); j = np.flatnonzero(dup)[0]
             raise LandmarkError(f"{src(owner[j])}: index id {flat[j]!r} appears twice in the same row")
     return lens, flat, keys
 
@@ -720,7 +729,7 @@ def _read_solution(path_or_df, task, id_pattern=ID_PATTERN, lists=True):
             i = np.flatnonzero(~ok)[0]
             raise LandmarkError(f"{src(i)}: malformed landmarks cell {s[i]!r} (expected landmark ids separated by single spaces, or empty)")
         lens, flat, _ = _split_cells(s, src, col)
-        keys = np.asarray(flat).astype(np.int64) if len(flat) else np.zeros(0, np.int64)   # the landmark ids, flat
+        keys = _tokens(flat).astype(np.int64) if len(flat) else np.zeros(0, np.int64)   # the landmark ids, flat
         vals = keys.tolist() if lists else []
     else:
         cells = [c if sc else '' for c, sc in zip(cells, scored)]
@@ -729,7 +738,7 @@ def _read_solution(path_or_df, task, id_pattern=ID_PATTERN, lists=True):
         if empty.any():
             i = np.flatnonzero(empty)[0]
             raise LandmarkError(f"{src(i)}: a {usage[i]} query needs at least one index id (mark queries without ground truth 'Ignored')")
-        vals = flat.tolist() if lists else []
+        vals = _tokens(flat).tolist() if lists else []
     it = iter(vals)
     out = [list(itertools.islice(it, n)) for n in lens.tolist()] if lists else None
     return pd.DataFrame({'id': ids, col: out, 'Usage': usage}), lens, keys
@@ -754,7 +763,7 @@ def _read_submission(path_or_df, task, test_ids=None, index_ids=None, id_pattern
     lens, flat, keys = _parse_retrieval_cells(df[col], src, id_pattern, max_images, index_ids, allow_duplicates)
     if test_ids is not None and require_all: _check_missing(ids, np.asarray(list(test_ids), dtype=object), src)
     if not lists: return pd.DataFrame({'id': ids, 'images': None}), lens, keys
-    flat = flat.tolist(); it = iter(flat)
+    flat = _tokens(flat).tolist(); it = iter(flat)
     return pd.DataFrame({'id': ids, 'images': [list(itertools.islice(it, n)) for n in lens.tolist()]}), lens, keys
 
 def validate_submission(df, task:str, test_ids=None, index_ids=None, **kwargs) -> pd.DataFrame:
@@ -827,7 +836,7 @@ def write_retrieval_submission(predictions, path, test_ids=None, index_ids=None,
     _check_ids(ids, src, id_pattern)
     cells = [list(c) if isinstance(c, (list, tuple, np.ndarray)) else ([] if _is_missing(c) else c) for c in predictions['images']]
     lens, flat, _ = _parse_retrieval_cells(cells, src, id_pattern, max_images, index_ids, allow_duplicates=False)
-    it = iter(flat.tolist())
+    it = iter(_tokens(flat).tolist())
     text = [' '.join(itertools.islice(it, n)) for n in lens.tolist()]
     ids, text = _with_test_ids(ids, text, test_ids, src)
     out = pd.DataFrame({'id': ids, 'images': text})
