@@ -74,6 +74,7 @@ def main():
     from landmark2020.rerank import knn, l2n
     faiss = import_faiss()                       # sets OPENBLAS_CORETYPE for this CPU before faiss loads
     if faiss is None: sys.exit("bench_inference: faiss is not installed (the direct-faiss baseline needs faiss-cpu)")
+    load0 = os.getloadavg()[0]                   # other work on the machine slows faiss's OpenMP threads most
     nq, nd = a.nq or (1000 if a.quick else 10_000), a.nd or (50_000 if a.quick else 200_000)
     rep = a.repeat or 3
     rng = np.random.default_rng(0)
@@ -115,7 +116,8 @@ def main():
     print(f"| naive numpy matmul + full argsort | {t_np:.3f} | {t_np / t_knn:.2f}× | 1.0000 | 0 |")
     print(f"\nknn / direct faiss = {t_knn / t_faiss:.3f} (target <= 1.15: {'met' if ok_faiss else 'NOT met'}); "
           f"numpy / knn = {r_np:.1f}x (target >= 3x: {'met' if ok_np else 'NOT met'}); "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}, faiss threads {faiss.omp_get_max_threads()}")
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}, faiss threads {faiss.omp_get_max_threads()}; "
+          f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end ({os.cpu_count()} CPUs)")
     if ct:
         print("\n### OPENBLAS_CORETYPE: direct faiss search, 1,000 queries over 50,000 x 512, k=100 (fresh process each, best of 3)\n")
         print("| OPENBLAS_CORETYPE | core OpenBLAS (faiss) reports | time (s) |\n|---|---|---|")
@@ -139,6 +141,6 @@ def main():
                          ratio=tu / tp, higher_is_better=False,
                          notes=f"cores: set {cp}, unset {cu}; forced Prescott (an undetected CPU) {tpr:.3f} s = {tpr / tp:.1f}x slower"))
     out = ROOT/'bench'/'results'/'inference.json'
-    with atomic_write(out, 'w') as f: json.dump(dict(module='inference', quick=a.quick, rows=rows), f, indent=1)
+    with atomic_write(out, 'w') as f: json.dump(dict(module='inference', quick=a.quick, load_average=[round(load0, 2), round(os.getloadavg()[0], 2)], rows=rows), f, indent=1)
 
 if __name__ == '__main__': main()
