@@ -11,7 +11,8 @@ The faiss timings use OPENBLAS_CORETYPE as `core.import_faiss` sets it (`core.op
 with AVX-512, Haswell with AVX2; faiss-cpu's bundled OpenBLAS 0.3.15 may not know newer CPUs and then falls
 back to Prescott/SSE3 kernels). The check of that: the same direct faiss search (1,000 x 50,000 x 512) in
 fresh processes with the variable as the package sets it, unset (OpenBLAS's own detection), and Prescott
-(what an undetected CPU gets), with the core OpenBLAS reports (OPENBLAS_VERBOSE=2).
+(what an undetected CPU gets), with the core OpenBLAS reports (OPENBLAS_VERBOSE=2); and once more with
+OMP_WAIT_POLICY=PASSIVE, which helps when the CPUs are shared with other jobs (see the load average printed).
 The full run takes about 2.5 min on 2 idle cores (--quick: about 15 s).
 Writes bench/results/inference.json (see bench/run_all.py for the format).
 """
@@ -46,19 +47,23 @@ print(best)
 """
 
 def coretype_check(q, db):
-    "Best-of-3 direct faiss search time and OpenBLAS's core, in fresh processes: package setting, unset, Prescott."
+    "Best-of-3 direct faiss search time and OpenBLAS's core, in fresh processes: package setting, unset, Prescott, passive waits."
     from landmark2020.core import openblas_coretype
     out = {}
     with tempfile.TemporaryDirectory() as d:
         np.save(f'{d}/q.npy', q); np.save(f'{d}/db.npy', db)
-        for name, val in (('package', openblas_coretype()), ('unset', None), ('Prescott', 'Prescott')):
-            env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_CORETYPE'} | {'OPENBLAS_VERBOSE': '2'}
+        ct = openblas_coretype()
+        inherit = os.environ.get('OMP_WAIT_POLICY')
+        for name, val, wait in (('package', ct, inherit), ('unset', None, inherit), ('Prescott', 'Prescott', inherit),
+                                ('passive', ct, 'PASSIVE')):
+            env = {k: v for k, v in os.environ.items() if k not in ('OPENBLAS_CORETYPE', 'OMP_WAIT_POLICY')} | {'OPENBLAS_VERBOSE': '2'}
             if val: env['OPENBLAS_CORETYPE'] = val
+            if wait: env['OMP_WAIT_POLICY'] = wait
             r = subprocess.run([sys.executable, '-c', CORETYPE_SCRIPT, f'{d}/q.npy', f'{d}/db.npy'], env=env,
                                capture_output=True, text=True, timeout=600)
             if r.returncode: raise SystemExit(f"coretype check ({name}) failed: {r.stderr[-2000:]}")
             cores = re.findall(r'Core: (\w+)', r.stderr)
-            out[name] = (float(r.stdout.split()[-1]), val, cores[-1] if cores else '?')   # the last one loaded is faiss's
+            out[name] = (float(r.stdout.split()[-1]), val, cores[-1] if cores else '?', wait)   # the last one loaded is faiss's
     return out
 
 def main():
@@ -72,7 +77,7 @@ def main():
     a = ap.parse_args()
     from landmark2020.core import import_faiss, atomic_write
     from landmark2020.rerank import knn, l2n
-    faiss = import_faiss()                       # sets OPENBLAS_CORETYPE for this CPU before faiss loads
+    faiss = import_faiss()                       # as knn loads it: OPENBLAS_CORETYPE for this CPU, before faiss loads
     if faiss is None: sys.exit("bench_inference: faiss is not installed (the direct-faiss baseline needs faiss-cpu)")
     load0 = os.getloadavg()[0]                   # other work on the machine slows faiss's OpenMP threads most
     nq, nd = a.nq or (1000 if a.quick else 10_000), a.nd or (50_000 if a.quick else 200_000)
@@ -120,8 +125,8 @@ def main():
           f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end ({os.cpu_count()} CPUs)")
     if ct:
         print("\n### OPENBLAS_CORETYPE: direct faiss search, 1,000 queries over 50,000 x 512, k=100 (fresh process each, best of 3)\n")
-        print("| OPENBLAS_CORETYPE | core OpenBLAS (faiss) reports | time (s) |\n|---|---|---|")
-        for name, (t, val, core) in ct.items(): print(f"| {val or 'unset'} ({name}) | {core} | {t:.3f} |")
+        print("| OPENBLAS_CORETYPE | core OpenBLAS (faiss) reports | OMP_WAIT_POLICY | time (s) |\n|---|---|---|---|")
+        for name, (t, val, core, wait) in ct.items(): print(f"| {val or 'unset'} ({name}) | {core} | {wait or 'unset'} | {t:.3f} |")
     rows = [dict(work=f"knn (faiss backend), {title}", baseline="direct faiss IndexFlatIP add + search (same run)",
                  value=t_knn, baseline_value=t_faiss, unit='s', ratio=r_faiss, higher_is_better=False, target='knn <= 1.15x faiss (ratio >= 0.87)',
                  ok=bool(ok_faiss), notes=f"ids equal to numpy {same(i_k):.4f}, faiss {float((i_k == i_f).mean()):.4f}"),
@@ -135,11 +140,15 @@ def main():
         rows.append(dict(work=f"knn (torch backend, {a.device}), {title}", baseline="naive numpy matmul + full argsort on CPU (same run)",
                          value=dev_row[0], baseline_value=t_np, unit='s', ratio=t_np / dev_row[0], notes=f"ids equal to numpy {dev_row[1]:.4f}"))
     if ct:
-        (tp, vp, cp), (tu, _, cu), (tpr, _, cpr) = ct['package'], ct['unset'], ct['Prescott']
+        (tp, vp, cp, wp), (tu, _, cu, _), (tpr, _, cpr, _), (tpa, *_) = ct['package'], ct['unset'], ct['Prescott'], ct['passive']
         rows.append(dict(work=f"direct faiss search with OPENBLAS_CORETYPE={vp} (as core.import_faiss sets it), 1,000 x 50,000 x 512, k=100",
                          baseline=f"OPENBLAS_CORETYPE unset: OpenBLAS detects {cu} (same run)", value=tp, baseline_value=tu, unit='s',
                          ratio=tu / tp, higher_is_better=False,
                          notes=f"cores: set {cp}, unset {cu}; forced Prescott (an undetected CPU) {tpr:.3f} s = {tpr / tp:.1f}x slower"))
+        rows.append(dict(work=f"direct faiss search with OMP_WAIT_POLICY=PASSIVE, 1,000 x 50,000 x 512, k=100",
+                         baseline=f"OMP_WAIT_POLICY={wp or 'unset'} (same run)", value=tpa, baseline_value=tp, unit='s',
+                         ratio=tp / tpa, higher_is_better=False,
+                         notes=f"matters when the CPUs are shared: load average {load0:.1f} at the start"))
     out = ROOT/'bench'/'results'/'inference.json'
     with atomic_write(out, 'w') as f: json.dump(dict(module='inference', quick=a.quick, load_average=[round(load0, 2), round(os.getloadavg()[0], 2)], rows=rows), f, indent=1)
 
