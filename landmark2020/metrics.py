@@ -21,6 +21,16 @@ __all__ = ['TASKS', 'USAGES', 'MAX_IMAGES', 'gap_arrays', 'gap', 'top1_accuracy'
 _LUT = np.full(256, 255, np.uint8)
 _LUT[np.frombuffer(b'0123456789', np.uint8)] = np.arange(10)
 _LUT[np.frombuffer(b'abcdef', np.uint8)] = np.arange(10, 16)
+_LUT2 = np.full(1 << 16, 256, np.uint16)          # two hex characters (a little-endian uint16) -> their byte, 256 = invalid
+_h = np.flatnonzero(_LUT < 16)
+_LUT2[(_h[:, None] | (_h[None, :] << 8)).ravel()] = ((_LUT[_h][:, None] << 4) | _LUT[_h][None, :]).ravel()
+
+def _hex16(u):
+    "`(keys, ok)` of a C-contiguous `(n, 16)` uint8 array of id characters: one lookup per character pair."
+    r = _LUT2[u.view('<u2')]
+    ok = r.max(1) < 256 if len(r) else np.ones(0, bool)
+    if not ok.all(): r = np.where(ok[:, None], r, 0)
+    return r.astype(np.uint8).view('>u8').ravel().astype(np.uint64), ok
 
 def _hex_keys(ids):
     "`(keys, ok)`: uint64 keys of 16-lowercase-hex ids (numeric order = string order) and the mask of valid ids."
@@ -34,22 +44,16 @@ def _hex_keys(ids):
         if ok.any():
             k2, ok2 = _hex_keys(a[ok]); keys[ok] = k2; ok[np.flatnonzero(ok)[~ok2]] = False
         return keys, ok
-    v = _LUT[u[:, :16]]
-    if v.max() < 16 and not u[:, 16].any(): ok = np.ones(n, bool)
-    else:
-        ok = (u[:, 16] == 0) & (v.max(1) < 16)
-        v = np.where(ok[:, None], v, 0)
+    keys, ok = _hex16(np.ascontiguousarray(u[:, :16]))
+    if u[:, 16].any(): ok &= u[:, 16] == 0                                  # 17 characters or more
     if a.dtype == object and pd.api.types.infer_dtype(a, skipna=False) != 'string':
         ok &= np.fromiter((isinstance(x, str) for x in a), bool, n)   # ints, bytes, None: not ids
-    keys = np.ascontiguousarray((v[:, 0::2] << 4) | v[:, 1::2]).view('>u8').ravel().astype(np.uint64)
+    if not ok.all(): keys[~ok] = 0
     return keys, ok
 
 def _hex_keys_bytes(u):
     "`_hex_keys` of an `(n, 16)` uint8 array of id bytes (e.g. a pyarrow string buffer, no Python strings)."
-    v = _LUT[u]
-    ok = v.max(1) < 16 if len(v) else np.ones(0, bool)
-    if not ok.all(): v = np.where(ok[:, None], v, 0)
-    return np.ascontiguousarray((v[:, 0::2] << 4) | v[:, 1::2]).view('>u8').ravel().astype(np.uint64), ok
+    return _hex16(np.ascontiguousarray(u))
 
 # %% ../nbs/02_metrics.ipynb #6052e57f
 def _encode(*arrays):
