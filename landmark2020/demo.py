@@ -207,7 +207,9 @@ def write_report(out, table:pd.DataFrame, times:pd.DataFrame, evals:list, run=No
           "![zero-shot vs fine-tuned](comparison.png)", "",
           "## Time per stage", "", md_table(times, digits=1), ""]
     if run is not None and (Path(run)/'curves.png').exists():
-        L += ["## Training curves", "", f"![training curves]({_rel(Path(run)/'curves.png', out)})", ""]
+        L += ["## Training curves", "", f"![training curves]({_rel(Path(run)/'curves.png', out)})", "",
+              "The validation is one held-out *training* image per landmark, drawn like the training images (the same "
+              "photo side or view); the test queries show the other side or view, so the test scores are lower.", ""]
         if (Path(run)/'log.csv').exists():
             log = pd.read_csv(Path(run)/'log.csv')
             L += [f"From `{_rel(Path(run)/'log.csv', out)}`:", "", md_table(log), ""]
@@ -215,9 +217,13 @@ def write_report(out, table:pd.DataFrame, times:pd.DataFrame, evals:list, run=No
           '| ' + ' | '.join(e['name'] for e in evals) + ' |', '|' + '---|'*len(evals),
           '| ' + ' | '.join(f"![{e['name']}]({_rel(e['files']['grid'], out)})" for e in evals) + ' |', "",
           "## The worst landmarks (retrieval: AP@100 of their queries)", "",
+          "Each row: the first query of a landmark (blue) and its top 5 index images (green right, red wrong); the title "
+          "gives the landmark's mean AP@100 over its queries (q).", "",
           '| ' + ' | '.join(e['name'] for e in evals) + ' |', '|' + '---|'*len(evals),
           '| ' + ' | '.join(f"![{e['name']}]({_rel(e['files']['worst'], out)})" for e in evals) + ' |', "",
           "## The worst landmarks (recognition: top-1 accuracy of their test images)", "",
+          "Each row: the test images of one landmark (the first in blue, the others green when recognised, red when "
+          "not); the title gives the landmark id and its top-1 accuracy.", "",
           '| ' + ' | '.join(e['name'] for e in evals) + ' |', '|' + '---|'*len(evals),
           '| ' + ' | '.join(f"![{e['name']}]({_rel(e['files']['worst_recognition'], out)})" for e in evals) + ' |', "",
           "## Files", ""]
