@@ -259,12 +259,8 @@ def _item_hashes(items):
     if isinstance(items, np.ndarray) and items.dtype.kind in 'iu': return items.view(np.int64) if items.dtype.itemsize == 8 else items.astype(np.int64)
     return np.fromiter(map(hash, items), np.int64, len(items))
 
-def _exact_pairs(crow, citem, grow, gitem, gk=None, nu=None):
-    "Exact membership of the (few) candidate pairs (`crow`, `citem`) among the ground-truth pairs (or sorted pair keys `gk`)."
-    if gk is not None:
-        pk = crow * np.int64(nu) + citem
-        pos = np.minimum(np.searchsorted(gk, pk), len(gk) - 1)
-        return gk[pos] == pk
+def _exact_pairs(crow, citem, grow, gitem):
+    "Exact membership of the (few) candidate pairs (`crow`, `citem`) among the ground-truth pairs."
     if isinstance(citem, np.ndarray) and citem.dtype.kind in 'iu' and isinstance(gitem, np.ndarray) and gitem.dtype.kind in 'iu' \
        and len(gitem) and min(citem.min(initial=0), gitem.min()) >= 0 and max(citem.max(initial=0), gitem.max()) < 2**31:
         nu = np.int64(max(citem.max(initial=0), gitem.max()) + 1); ce, ge = citem.astype(np.int64), gitem.astype(np.int64)
@@ -307,15 +303,10 @@ def _hits(erow, eitem, grow, gitem, nrows, eh=None, gh=None):
     if ci.size: hit[ci] = _exact_pairs(erow[ci], eitem[ci] if isinstance(eitem, np.ndarray) else np.asarray(eitem, dtype=object)[ci], grow, gitem)
     return hit
 
-def _ap_sums(g, p, item, nq, key=None):
+def _ap_sums(g, p, item, nq):
     "From the hits in rank order (query index `g`, rank `p`, `item`): drop repeats, sum `n_correct / (p+1)` per query."
     if g.size > 1:   # a repeated image counts once (its first rank); later copies keep their slots
-        if key is not None:                             # integer items below `key`: sort g*key+item (stable only if repeats)
-            k = g * key + item; ks = np.sort(k)
-            dup = np.zeros(g.size, bool)
-            if (ks[1:] == ks[:-1]).any():
-                o = np.argsort(k, kind='stable'); ko = k[o]; dup[o[1:][ko[1:] == ko[:-1]]] = True
-        else: dup = pd.DataFrame({'g': g, 'i': item}).duplicated().to_numpy()
+        dup = pd.DataFrame({'g': g, 'i': item}).duplicated().to_numpy()
         if dup.any(): g, p = g[~dup], p[~dup]
     first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, bool)
     start = np.maximum.accumulate(np.where(first, np.arange(g.size), 0))
@@ -416,6 +407,75 @@ def precision_at_k(predictions, solution, ks=(1, 5, 10, 100)) -> dict:
     return _precisions(_ret_eval(predictions, solution, max(ks)), ks)
 
 # %% ../nbs/02_metrics.ipynb #1bd573c4
+def _pair_table(grow, gitem, nq, top):
+    """The ground-truth pairs as sorted int64 keys `item | row & 63 | row >> 6` (bit fields, item highest) and per-item
+    tables: `owners` (bit `row & 63` of each row listing the item), `owners8` (the same folded to bit `row & 7`) and
+    `ostart` (the item's first key)."""
+    hb = max(1, ((nq - 1) >> 6).bit_length()); sh = hb + 6
+    ks = np.sort((gitem << sh) | ((grow & 63) << hb) | (grow >> 6))
+    if len(ks) > 1 and (ks[1:] == ks[:-1]).any():
+        raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
+    sres = ks >> hb                                            # item * 64 + row & 63
+    sitem = sres >> 6
+    b = np.left_shift(np.uint64(1), (sres & 63).astype(np.uint64))
+    b[1:][sres[1:] == sres[:-1]] = 0                           # each (item, row & 63) bit once: the sum is the OR
+    first = np.empty(len(ks), bool); first[0] = True
+    np.not_equal(sitem[1:], sitem[:-1], out=first[1:])
+    idx = np.flatnonzero(first); items = sitem[idx]
+    cs = np.cumsum(b)
+    owners = np.zeros(top, np.uint64)
+    owners[items] = cs[np.r_[idx[1:] - 1, len(ks) - 1]] - cs[idx] + b[idx]
+    o = owners | (owners >> np.uint64(32)); o |= o >> np.uint64(16); o |= o >> np.uint64(8)
+    ostart = np.zeros(top, np.int64 if len(ks) >= 2**31 else np.int32); ostart[items] = idx
+    return ks, sh, hb, owners, o.astype(np.uint8), ostart
+
+def _dense_sums(r, nq, grow, gitem, top):
+    "Per-query AP sums for dense positions (`top` bounds the relevant ones), in cache-sized blocks of rows."
+    ks, sh, hb, owners, owners8, ostart = _pair_table(grow, gitem, nq, top)
+    last = len(ks) - 1; one = np.uint64(1)
+    bits8 = np.left_shift(np.uint8(1), (np.arange(nq) & 7).astype(np.uint8))
+    ncol = r.shape[1]; step = max(64, ((1 << 18) // ncol) & ~63); gs, ps, pairs = [], [], []
+    for s in range(0, nq, step):                               # a loop over blocks of rows, not over entries
+        rb = r[s:s + step]
+        t = np.take(owners8, rb, mode='clip')                  # 1 byte per entry, bit `row & 7` (out-of-range entries
+        t &= bits8[s:s + step, None]                           # are clipped here and dropped below)
+        ci = np.flatnonzero(t != 0)
+        if not ci.size: continue
+        citem = rb.reshape(-1)[ci].astype(np.int64, copy=False)
+        ok = citem.view(np.uint64) < top if citem.dtype == np.int64 else (citem >= 0) & (citem < top)
+        if not ok.all(): ci, citem = ci[ok], citem[ok]
+        crow = ci // ncol                                      # row within the block; s is a multiple of 64
+        rho = (crow & 63).astype(np.uint64)
+        m = owners[citem]                                      # bit `row & 63`: 1-in-8 candidates become ~1-in-64
+        sel = np.flatnonzero((m >> rho) & one != 0)
+        if not sel.size: continue
+        ci, citem, crow, rho, m = ci[sel], citem[sel], crow[sel], rho[sel], m[sel]
+        crow += s
+        key = (citem << sh) | (rho.astype(np.int64) << hb) | (crow >> 6)
+        # lower residues listing the item come first: their count is a lower bound of the key's position, exact
+        # unless two rows listing the item share `row & 63` (rare); then step on while the key there is smaller
+        p = ostart[citem] + np.bitwise_count(m & ((one << rho) - one)).astype(np.int64)
+        kp = ks[p]; hit = kp == key
+        act = np.flatnonzero(kp < key)
+        while act.size:
+            act = act[p[act] < last]
+            p[act] += 1
+            kp = ks[p[act]]; hit[act] = kp == key[act]
+            act = act[kp < key[act]]
+        hit = np.flatnonzero(hit)
+        gs.append(crow[hit]); ps.append(ci[hit] - (crow[hit] - s) * ncol); pairs.append(p[hit])
+    if not gs: return np.zeros(nq)
+    g, p, pair = np.concatenate(gs), np.concatenate(ps), np.concatenate(pairs)
+    mark = np.zeros(len(ks), bool); mark[pair] = True
+    if np.count_nonzero(mark) != len(pair):                    # a repeated image counts once, at its first rank
+        rep = np.flatnonzero(np.bincount(pair, minlength=len(ks))[pair] > 1)   # same row: first index = first rank
+        _, firsts = np.unique(pair[rep], return_index=True)
+        keep = np.ones(len(pair), bool); keep[rep] = False; keep[rep[firsts]] = True
+        g, p = g[keep], p[keep]
+    cnt = np.bincount(g, minlength=nq)
+    n_correct = np.arange(len(g)) - (np.cumsum(cnt) - cnt)[g] + 1
+    return np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
+
 def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     "mAP@k of a `(Q, n)` array of ranked index positions against per-query relevant positions `gt`."
     ranked = np.asarray(ranked)
@@ -439,27 +499,13 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     r = ranked[:, :k]
     ev = dict(m=glens, n_queries=int((glens > 0).sum()))
     if not r.size or not len(gitem): return _map(ev | dict(sums=np.zeros(nq)), k)
-    rmin, rmax = r.min(), r.max()
-    top = int(max(rmax, gitem.max())) + 1
-    gk = np.sort(grow * np.int64(top) + gitem)
-    if len(gk) > 1 and (gk[1:] == gk[:-1]).any():
-        raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
-    if top <= 4 * (r.size + len(gitem)):   # dense positions: one gather and one AND per entry, in cache-sized row blocks
-        owners = np.zeros(top, np.uint64)
-        np.bitwise_or.at(owners, gitem, np.uint64(1) << (grow & 63).astype(np.uint64))
-        bits = np.uint64(1) << (np.arange(nq) & 63).astype(np.uint64)
-        ncol = r.shape[1]; step = max(1, (1 << 18) // ncol); cis = []
-        for s in range(0, nq, step):                      # a loop over blocks of rows, not over entries
-            rb = r[s:s + step]
-            c = np.take(owners, np.maximum(rb, 0) if rmin < 0 else rb) & bits[s:s + step, None]
-            if rmin < 0: c[rb < 0] = 0
-            cis.append(np.flatnonzero(c) + s * ncol)
-        ci = np.concatenate(cis)
-        crow, cpos = np.divmod(ci, ncol)
-        citem = r[crow, cpos].astype(np.int64)
-        hit = _exact_pairs(crow, citem, grow, gitem, gk=gk, nu=top)
-        sums, g, p = _ap_sums(crow[hit], cpos[hit], citem[hit], nq, key=gk.dtype.type(top))
+    top = int(gitem.max()) + 1                 # entries < 0 or >= top are relevant to no query
+    if top <= 4 * (r.size + len(gitem)) and top.bit_length() + ((nq - 1) >> 6).bit_length() + 8 < 63:
+        sums = _dense_sums(r, nq, grow, gitem, top)
     else:
+        gk = np.sort(grow * np.int64(top) + gitem)
+        if len(gk) > 1 and (gk[1:] == gk[:-1]).any():
+            raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
         valid = r >= 0
         eq = np.repeat(np.arange(nq), valid.sum(1))
         epos = np.broadcast_to(np.arange(r.shape[1]), r.shape)[valid]
