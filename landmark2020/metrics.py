@@ -407,70 +407,61 @@ def precision_at_k(predictions, solution, ks=(1, 5, 10, 100)) -> dict:
     return _precisions(_ret_eval(predictions, solution, max(ks)), ks)
 
 # %% ../nbs/02_metrics.ipynb #1bd573c4
-def _pair_table(grow, gitem, nq, top):
-    """The ground-truth pairs as sorted int64 keys `item | row & 63 | row >> 6` (bit fields, item highest) and per-item
-    tables: `owners` (bit `row & 63` of each row listing the item), `owners8` (the same folded to bit `row & 7`) and
-    `ostart` (the item's first key)."""
-    hb = max(1, ((nq - 1) >> 6).bit_length()); sh = hb + 6
-    ks = np.sort((gitem << sh) | ((grow & 63) << hb) | (grow >> 6))
-    if len(ks) > 1 and (ks[1:] == ks[:-1]).any():
-        raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
-    sres = ks >> hb                                            # item * 64 + row & 63
-    sitem = sres >> 6
-    b = np.left_shift(np.uint64(1), (sres & 63).astype(np.uint64))
-    b[1:][sres[1:] == sres[:-1]] = 0                           # each (item, row & 63) bit once: the sum is the OR
-    first = np.empty(len(ks), bool); first[0] = True
-    np.not_equal(sitem[1:], sitem[:-1], out=first[1:])
-    idx = np.flatnonzero(first); items = sitem[idx]
-    cs = np.cumsum(b)
-    owners = np.zeros(top, np.uint64)
-    owners[items] = cs[np.r_[idx[1:] - 1, len(ks) - 1]] - cs[idx] + b[idx]
-    o = owners | (owners >> np.uint64(32)); o |= o >> np.uint64(16); o |= o >> np.uint64(8)
-    ostart = np.zeros(top, np.int64 if len(ks) >= 2**31 else np.int32); ostart[items] = idx
-    return ks, sh, hb, owners, o.astype(np.uint8), ostart
-
-def _dense_sums(r, nq, grow, gitem, top):
-    "Per-query AP sums for dense positions (`top` bounds the relevant ones), in cache-sized blocks of rows."
-    ks, sh, hb, owners, owners8, ostart = _pair_table(grow, gitem, nq, top)
-    last = len(ks) - 1; one = np.uint64(1)
-    bits8 = np.left_shift(np.uint8(1), (np.arange(nq) & 7).astype(np.uint8))
-    ncol = r.shape[1]; step = max(64, ((1 << 18) // ncol) & ~63); gs, ps, pairs = [], [], []
+def _dense_sums(r, nq, glens, gitem, top):
+    """Per-query AP sums for dense positions (`top` bounds the relevant ones), in blocks of rows. Per block, a table
+    over positions holds the block-local row (+1) of the one row listing the image, or `multi` where several do: one
+    2-byte gather and one compare per entry are exact, and only entries of multi images take a sorted-key lookup."""
+    ncol = r.shape[1]; step = min(max(1, (1 << 18) // ncol), 32000)
+    owner = np.zeros(top, np.int16); entry = np.zeros(top, np.int32 if len(gitem) < 2**31 else np.int64)
+    multi = np.int16(-1)
+    goff = np.r_[0, np.cumsum(glens)]
+    L = len(gitem); moff = L; gs, ps, pids = [], [], []
     for s in range(0, nq, step):                               # a loop over blocks of rows, not over entries
-        rb = r[s:s + step]
-        t = np.take(owners8, rb, mode='clip')                  # 1 byte per entry, bit `row & 7` (out-of-range entries
-        t &= bits8[s:s + step, None]                           # are clipped here and dropped below)
-        ci = np.flatnonzero(t != 0)
-        if not ci.size: continue
+        e = min(nq, s + step)
+        items = gitem[goff[s]:goff[e]]
+        if not len(items): continue
+        lrow = np.repeat(np.arange(1, e - s + 1, dtype=np.int16), glens[s:e])
+        ids = np.arange(goff[s], goff[e], dtype=entry.dtype)
+        entry[items] = ids                                     # one winner per image; the others lose
+        lose = np.flatnonzero(entry[items] != ids)
+        owner[items] = lrow
+        if lose.size:                                          # a loser of the same row lists the image twice
+            w = entry[items[lose]] - goff[s]
+            if (lrow[w] == lrow[lose]).any():
+                raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
+            owner[items[lose]] = multi                         # listed by several rows of the block
+        rb = r[s:e]
+        t = np.take(owner, rb, mode='clip')                    # out-of-range entries are clipped here, dropped below
+        ci = np.flatnonzero(t == np.arange(1, e - s + 1, dtype=np.int16)[:, None])
         citem = rb.reshape(-1)[ci].astype(np.int64, copy=False)
-        ok = citem.view(np.uint64) < top if citem.dtype == np.int64 else (citem >= 0) & (citem < top)
-        if not ok.all(): ci, citem = ci[ok], citem[ok]
-        crow = ci // ncol                                      # row within the block; s is a multiple of 64
-        rho = (crow & 63).astype(np.uint64)
-        m = owners[citem]                                      # bit `row & 63`: 1-in-8 candidates become ~1-in-64
-        sel = np.flatnonzero((m >> rho) & one != 0)
-        if not sel.size: continue
-        ci, citem, crow, rho, m = ci[sel], citem[sel], crow[sel], rho[sel], m[sel]
-        crow += s
-        key = (citem << sh) | (rho.astype(np.int64) << hb) | (crow >> 6)
-        # lower residues listing the item come first: their count is a lower bound of the key's position, exact
-        # unless two rows listing the item share `row & 63` (rare); then step on while the key there is smaller
-        p = ostart[citem] + np.bitwise_count(m & ((one << rho) - one)).astype(np.int64)
-        kp = ks[p]; hit = kp == key
-        act = np.flatnonzero(kp < key)
-        while act.size:
-            act = act[p[act] < last]
-            p[act] += 1
-            kp = ks[p[act]]; hit[act] = kp == key[act]
-            act = act[kp < key[act]]
-        hit = np.flatnonzero(hit)
-        gs.append(crow[hit]); ps.append(ci[hit] - (crow[hit] - s) * ncol); pairs.append(p[hit])
+        pid = entry[np.minimum(np.maximum(citem, 0), top - 1)].astype(np.int64)  # the pair's index in gitem
+        if lose.size:                                          # images listed by several rows: exact sorted keys
+            ism = owner[items] == multi
+            mk = (lrow[ism].astype(np.int64) - 1) * top + items[ism]
+            mk.sort()
+            if (mk[1:] == mk[:-1]).any(): raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
+            mi = np.flatnonzero(t == multi)
+            mitem = rb.reshape(-1)[mi].astype(np.int64, copy=False)
+            key = (mi // ncol) * top + mitem
+            pos = np.minimum(np.searchsorted(mk, key), len(mk) - 1)
+            h = mk[pos] == key
+            if h.any():
+                o = np.argsort(np.r_[ci, mi[h]], kind='stable')
+                ci = np.r_[ci, mi[h]][o]; citem = np.r_[citem, mitem[h]][o]; pid = np.r_[pid, moff + pos[h]][o]
+            moff += len(mk)
+        owner[items] = 0
+        if not ci.size: continue
+        ok = (citem >= 0) & (citem < top)
+        if not ok.all(): ci, pid = ci[ok], pid[ok]
+        crow = ci // ncol
+        gs.append(crow + s); ps.append(ci - crow * ncol); pids.append(pid)
     if not gs: return np.zeros(nq)
-    g, p, pair = np.concatenate(gs), np.concatenate(ps), np.concatenate(pairs)
-    mark = np.zeros(len(ks), bool); mark[pair] = True
-    if np.count_nonzero(mark) != len(pair):                    # a repeated image counts once, at its first rank
-        rep = np.flatnonzero(np.bincount(pair, minlength=len(ks))[pair] > 1)   # same row: first index = first rank
-        _, firsts = np.unique(pair[rep], return_index=True)
-        keep = np.ones(len(pair), bool); keep[rep] = False; keep[rep[firsts]] = True
+    g, p, pid = np.concatenate(gs), np.concatenate(ps), np.concatenate(pids)
+    mark = np.zeros(moff, bool); mark[pid] = True
+    if np.count_nonzero(mark) != len(pid):                     # a repeated image counts once, at its first rank
+        rep = np.flatnonzero(np.bincount(pid, minlength=moff)[pid] > 1)   # same row: first index = first rank
+        _, firsts = np.unique(pid[rep], return_index=True)
+        keep = np.ones(len(pid), bool); keep[rep] = False; keep[rep[firsts]] = True
         g, p = g[keep], p[keep]
     cnt = np.bincount(g, minlength=nq)
     n_correct = np.arange(len(g)) - (np.cumsum(cnt) - cnt)[g] + 1
@@ -495,14 +486,14 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
         gitem = gitem.astype(np.int64, copy=False)
     if len(glens) != nq: raise LandmarkError(f"map_at_k_arrays: {nq} ranked rows but {len(glens)} ground-truth rows")
     if len(gitem) and gitem.min() < 0: raise LandmarkError("map_at_k_arrays: ground-truth positions must be >= 0")
-    grow = np.repeat(np.arange(nq), glens)
     r = ranked[:, :k]
     ev = dict(m=glens, n_queries=int((glens > 0).sum()))
     if not r.size or not len(gitem): return _map(ev | dict(sums=np.zeros(nq)), k)
     top = int(gitem.max()) + 1                 # entries < 0 or >= top are relevant to no query
-    if top <= 4 * (r.size + len(gitem)) and top.bit_length() + ((nq - 1) >> 6).bit_length() + 8 < 63:
-        sums = _dense_sums(r, nq, grow, gitem, top)
+    if top <= 4 * (r.size + len(gitem)) and top.bit_length() + nq.bit_length() < 62:
+        sums = _dense_sums(r, nq, glens, gitem, top)
     else:
+        grow = np.repeat(np.arange(nq), glens)
         gk = np.sort(grow * np.int64(top) + gitem)
         if len(gk) > 1 and (gk[1:] == gk[:-1]).any():
             raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
