@@ -38,9 +38,8 @@ def map_loop(preds:dict, sol:dict, k=100) -> float:
     for q, rel in sol.items():
         rel = set(rel); seen = set(); hits = 0; ap = 0.0
         for i, x in enumerate(preds.get(q, ())[:k]):
-            if x in seen: continue
-            seen.add(x)
-            if x in rel: hits += 1; ap += hits / (i + 1)
+            if x in rel and x not in seen:   # one set lookup for a miss (seen holds relevant ids only)
+                seen.add(x); hits += 1; ap += hits / (i + 1)
         total += ap / min(len(rel), k)
     return total / len(sol)
 
