@@ -10,7 +10,7 @@ loop); each result is checked equal to 1e-12 before it is reported. The loops ar
 (DELF's scorer in one sort + one pass), and are the fastest straightforward per-item loops, not strawmen. Prints a Markdown table and writes `bench/results/metrics.json`.
 """
 from __future__ import annotations
-import argparse, csv, json, tempfile, time, datetime as dt, platform, os
+import argparse, json, sys, tempfile, time, datetime as dt, platform, os
 from pathlib import Path
 import numpy as np, pandas as pd
 from landmark2020.metrics import gap, gap_arrays, map_at_k, map_at_k_arrays, score_submission, write_recognition_submission
@@ -21,66 +21,14 @@ def hex_ids(rng, n):
     v = np.unique(rng.integers(0, 2**63, int(n * 1.01) + 10, dtype=np.int64))[:n]
     return np.array([f'{x:016x}' for x in rng.permutation(v).tolist()], dtype=object)
 
-# ---- reference loops (written from the definitions; per prediction) ----
-def gap_loop(preds:dict, sol:dict) -> float:
-    "preds: id -> (landmark_id, score); sol: id -> list of landmark ids. Rank by score desc, then id asc."
-    m = sum(1 for v in sol.values() if v)
-    ranked = sorted(preds.items(), key=lambda kv: (-kv[1][1], kv[0]))
-    total = correct = 0; s = 0.0
-    for i, (c, _) in ranked:
-        total += 1
-        if c in sol[i]: correct += 1; s += correct / total
-    return s / m
-
-def map_loop(preds:dict, sol:dict, k=100) -> float:
-    "preds: query -> ranked list; sol: query -> relevant list (non-empty)."
-    total = 0.0
-    for q, rel in sol.items():
-        rel = set(rel); seen = set(); hits = 0; ap = 0.0
-        for i, x in enumerate(preds.get(q, ())[:k]):
-            if x in rel and x not in seen:   # one set lookup for a miss (seen holds relevant ids only)
-                seen.add(x); hits += 1; ap += hits / (i + 1)
-        total += ap / min(len(rel), k)
-    return total / len(sol)
-
-# ---- the official scorer's file reader (DELF dataset_file_io.py, peers.md §2.4), per row ----
-def official_read_solution(path, task):
-    public, private, ignored = {}, {}, set()
-    with open(path, newline='') as f:
-        rd = csv.reader(f); next(rd)
-        for id_, cell, usage in rd:
-            if usage == 'Ignored': ignored.add(id_); continue
-            gt = ([int(x) for x in cell.split(' ')] if cell else []) if task == 'recognition' else cell.split(' ')
-            if usage == 'Public': public[id_] = gt
-            elif usage == 'Private': private[id_] = gt
-            else: raise ValueError(usage)
-    return public, private, ignored
-
-def official_read_predictions(path, public_ids, private_ids, ignored, task):
-    public, private = {}, {}
-    with open(path, newline='') as f:
-        rd = csv.reader(f); next(rd)
-        for row in rd:
-            if not row: continue
-            id_, cell = row
-            if id_ in public or id_ in private: raise ValueError(f'repeated {id_}')
-            if id_ in ignored or not cell: continue
-            tok = cell.split(' ')
-            if tok[-1] == '': tok = tok[:-1]
-            if task == 'recognition':
-                if len(tok) != 2: raise ValueError(cell)
-                pred = (int(tok[0]), float(tok[1]))
-            else: pred = tok
-            if id_ in public_ids: public[id_] = pred
-            elif id_ in private_ids: private[id_] = pred
-            else: raise ValueError(f'unknown {id_}')
-    return public, private
+# the reference loops and the official file reader, written from the definitions (peers.md §2): one copy, shared
+# with the tests that check landmark2020.metrics against them
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tests'))
+from official_gldv2 import gap_loop, map_loop, official_score as _official_score
 
 def official_score(sub, sol, task):
-    pub, priv, ign = official_read_solution(sol, task)
-    ppub, ppriv = official_read_predictions(sub, pub, priv, ign, task)
-    f = gap_loop if task == 'recognition' else map_loop
-    return f(ppub, pub), f(ppriv, priv)
+    "The official reader + loops on two files (their reading is part of the timing)."
+    return _official_score(Path(sub).read_text(), Path(sol).read_text(), task)
 
 def timeit(f, repeat=1):
     best = float('inf')
@@ -94,6 +42,15 @@ def row(work, ours, base, target, notes, v, b):
     return dict(work=work, baseline='per-item Python loop (same run, same inputs)', ratio=round(ratio, 1),
                 value=round(ours, 4), baseline_value=round(base, 3), unit='s', target=target,
                 ok=ratio >= 20, notes=f"{notes}; results equal to 1e-12 ({v:.6f})")
+
+def file_row(work, sub, sol, task):
+    "score_submission on two files against the official reader + loop on the same files (Public and Private equal to 1e-12)."
+    vs, t_vs = timeit(lambda: score_submission(sub, sol, task), 2)
+    bs, t_bs = timeit(lambda: official_score(sub, sol, task))
+    assert abs(vs['public'] - bs[0]) <= 1e-12 and abs(vs['private'] - bs[1]) <= 1e-12
+    loop = 'GAP' if task == 'recognition' else 'mAP'
+    return row(work, t_vs, t_bs, '', f'score_submission(files) vs the official reader (csv module, per row) + {loop} loop for Public and Private',
+               vs['private'], bs[1]) | dict(ok=None, target='', baseline='official reader (DELF dataset_file_io, per row) + per-item loop, same files, same run')
 
 def main(quick=False):
     rng = np.random.default_rng(0)
@@ -119,12 +76,8 @@ def main(quick=False):
     with open(tmp/'sol_rec.csv', 'w') as f:
         f.write('id,landmarks,Usage\n' + ''.join(f'{i},{t if t >= 0 else ""},{u}\n' for i, t, u in zip(ids.tolist(), target.tolist(), usage.tolist())))
     write_recognition_submission(df, tmp/'sub_rec.csv')
-    vs, t_vs = timeit(lambda: score_submission(tmp/'sub_rec.csv', tmp/'sol_rec.csv', 'recognition'), 2)
-    bs, t_bs = timeit(lambda: official_score(tmp/'sub_rec.csv', tmp/'sol_rec.csv', 'recognition'))
-    assert abs(vs['public'] - bs[0]) <= 1e-12 and abs(vs['private'] - bs[1]) <= 1e-12
-    rows.append(row(f"GAP of a {n_rec:,}-row submission file (score_submission: Public, Private, all, top-1)", t_vs, t_bs, '',
-                    'score_submission(files) vs the official reader (csv module, per row) + GAP loop for Public and Private',
-                    vs['private'], bs[1]) | dict(ok=None, target='', baseline='official reader (DELF dataset_file_io, per row) + per-item loop, same files, same run'))
+    rows.append(file_row(f"GAP of a {n_rec:,}-row submission file (score_submission: Public, Private, all, top-1)",
+                         tmp/'sub_rec.csv', tmp/'sol_rec.csv', 'recognition'))
     # the array fast path (items in id order: position = the official tie order)
     o = np.argsort(ids.astype('S16'))
     pa, ca, ta = pred[o], conf[o], target[o]
@@ -165,12 +118,8 @@ def main(quick=False):
     with open(tmp/'sub_ret.csv', 'w') as f:
         f.write('id,images\n' + ''.join(f'{q},{" ".join(preds_r[q])}\n' for q in qids))
     del sol_r, preds_r
-    vs, t_vs = timeit(lambda: score_submission(tmp/'sub_ret.csv', tmp/'sol_ret.csv', 'retrieval'), 2)
-    bs, t_bs = timeit(lambda: official_score(tmp/'sub_ret.csv', tmp/'sol_ret.csv', 'retrieval'))
-    assert abs(vs['public'] - bs[0]) <= 1e-12 and abs(vs['private'] - bs[1]) <= 1e-12
-    rows.append(row(f"mAP@100 of a {n_q:,}-query submission file (score_submission: Public, Private, all, precision@k)", t_vs, t_bs, '',
-                    'score_submission(files) vs the official reader (csv module, per row) + mAP loop for Public and Private',
-                    vs['private'], bs[1]) | dict(ok=None, target='', baseline='official reader (DELF dataset_file_io, per row) + per-item loop, same files, same run'))
+    rows.append(file_row(f"mAP@100 of a {n_q:,}-query submission file (score_submission: Public, Private, all, precision@k)",
+                         tmp/'sub_ret.csv', tmp/'sol_ret.csv', 'retrieval'))
     import shutil; shutil.rmtree(tmp, ignore_errors=True)
     def loop_arrays_ret():
         rl = ranked.tolist(); gl = [g.tolist() for g in gt_pos]    # the same numpy inputs, into Python lists

@@ -560,12 +560,11 @@ class Checkpointer(Callback):
         sd = {k: v for k, v in unwrap(self.learn.model).state_dict().items() if v.is_floating_point()}
         if torch.stack([torch.isfinite(v).all() for v in sd.values()]).all(): return   # one device sync
         bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
-        if bad:
-            ck = getattr(self.learn, 'last_checkpoint', None)
-            raise NonFiniteLoss(f"non-finite weights ({bad[0]}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else '')
-                                + f") at epoch {self.epoch}, step {self.learn.step}: not written; "
-                                + (f"the last good checkpoint {ck} is kept" if ck else "no checkpoint was written yet")
-                                + " (try a lower opt.lr, opt.clip, or opt.precision=fp32)")
+        ck = getattr(self.learn, 'last_checkpoint', None)
+        raise NonFiniteLoss(f"non-finite weights ({bad[0]}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else '')
+                            + f") at epoch {self.epoch}, step {self.learn.step}: not written; "
+                            + (f"the last good checkpoint {ck} is kept" if ck else "no checkpoint was written yet")
+                            + " (try a lower opt.lr, opt.clip, or opt.precision=fp32)")
     def after_epoch(self):
         if self.write: self.check_finite()
         rec = self.learn.recorder

@@ -2,7 +2,6 @@
 one line `error: <file>, line <N>: <what is wrong>` on stderr, no traceback, nothing on stdout."""
 import contextlib, gzip, io, runpy, sys, types
 from pathlib import Path
-from pathlib import Path
 import pytest
 
 A, B, C, D = (f'{i:016x}' for i in (1, 2, 3, 4))

@@ -1,72 +1,14 @@
 """Random solution and submission FILES scored by `score_submission`, against the official scorer's reader and
-metrics re-written here per item from peers.md §2.1-2.4 (DELF `dataset_file_io.py` + `metrics.py`): the csv module
+metrics re-written per item from peers.md §2.1-2.4 in tests/official_gldv2.py (DELF `dataset_file_io.py` + `metrics.py`): the csv module
 line by line, Ignored ids skipped, an empty cell = no prediction, one trailing space allowed, Public and Private
 scored separately, GAP with ties by id, mAP@100 with duplicates keeping their slots. Equal to 1e-12, per split."""
-import csv, gzip, io
+import gzip
 import numpy as np, pandas as pd
 import pytest
 from landmark2020.metrics import score_submission, read_submission, write_recognition_submission, write_retrieval_submission
 
-# ---- the official reader, per row (peers.md §2.4) ----
-def official_read_solution(text, task):
-    public, private, ignored = {}, {}, set()
-    rd = csv.reader(io.StringIO(text)); next(rd)
-    for id_, cell, usage in rd:
-        if usage == 'Ignored': ignored.add(id_); continue
-        if task == 'recognition': gt = [int(x) for x in cell.split(' ')] if cell else []
-        else: gt = cell.split(' ')
-        if usage == 'Public': public[id_] = gt
-        elif usage == 'Private': private[id_] = gt
-        else: raise ValueError(usage)
-    return public, private, ignored
-
-def official_read_predictions(text, public_ids, private_ids, ignored, task):
-    public, private = {}, {}
-    rd = csv.reader(io.StringIO(text)); next(rd)
-    for row in rd:
-        if not row: continue
-        id_, cell = row
-        if id_ in public or id_ in private: raise ValueError(f'repeated {id_}')
-        if id_ in ignored or not cell: continue
-        tok = cell.split(' ')
-        if tok[-1] == '': tok = tok[:-1]
-        if task == 'recognition':
-            if len(tok) != 2: raise ValueError(cell)
-            pred = {'class': int(tok[0]), 'score': float(tok[1])}
-        else: pred = tok
-        if id_ in public_ids: public[id_] = pred
-        elif id_ in private_ids: private[id_] = pred
-        else: raise ValueError(f'unknown {id_}')
-    return public, private
-
-# ---- the official metrics, per item (peers.md §2.1, §2.2) ----
-def official_gap(pred, sol):
-    m = sum(1 for v in sol.values() if v)
-    if m == 0: return float('nan')
-    items = sorted(pred.items(), key=lambda kv: (kv[0], kv[1]['class']))
-    items = sorted(items, key=lambda kv: kv[1]['score'], reverse=True)
-    total = correct = 0; g = 0.0
-    for k, p in items:
-        total += 1
-        if p['class'] in sol[k]: correct += 1; g += correct / total
-    return g / m
-
-def official_top1(pred, sol):
-    qs = [k for k, v in sol.items() if v]
-    return sum(1 for k in qs if k in pred and pred[k]['class'] in sol[k]) / len(qs) if qs else float('nan')
-
-def official_map(pred, sol, k=100):
-    if not sol: return float('nan')
-    total = 0.0
-    for q, gt in sol.items():
-        if q not in pred: continue
-        seen, hits, ap = set(), 0, 0.0
-        for i, x in enumerate(pred[q][:k]):
-            if x in seen: continue
-            seen.add(x)
-            if x in gt: hits += 1; ap += hits / (i + 1)
-        total += ap / min(len(gt), k)
-    return total / len(sol)
+from official_gldv2 import read_solution as official_read_solution, read_predictions as official_read_predictions
+from official_gldv2 import gap_loop as official_gap, top1_loop as official_top1, map_loop as official_map
 
 def close(a, b): return (np.isnan(a) and np.isnan(b)) or abs(a - b) <= 1e-12
 
