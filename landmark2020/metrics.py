@@ -96,7 +96,7 @@ def _cells_to_csr(cells):
 def _solution_csr(solution, task):
     "`(ids, lens, values, ignored_ids)` of an in-memory solution (see above)."
     ignored = np.zeros(0, dtype=object)
-    if isinstance(solution, dict): ids, cells = list(solution.keys()), list(solution.values())
+    if isinstance(solution, dict): ids, cells = np.fromiter(solution, object, len(solution)), list(solution.values())
     elif isinstance(solution, pd.Series): ids, cells = solution.index.tolist(), solution.tolist()
     elif isinstance(solution, pd.DataFrame):
         col = next((c for c in (_CELL[task], 'landmark_id', 'landmarks', 'images') if c in solution.columns), None)
@@ -163,11 +163,11 @@ def _hit_ranks(correct, score):
     return (len(s) - np.searchsorted(s, np.sort(score[correct]), side='right'))[::-1]   # sorted needles: a merge
 
 def _gap_core(correct, score, tie, n_pos, keep=None):
-    "GAP of predictions (`correct`, `score`, `tie` = argsort of their ids) given `n_pos` landmark images; `keep` masks predictions ranked."
+    "GAP of predictions (`correct`, `score`, `tie` = argsort of their ids, or a function that computes it) given `n_pos` landmark images; `keep` masks predictions ranked."
     if n_pos == 0: return float('nan')
     hit = _hit_ranks(correct, score) if keep is None else _hit_ranks(correct[keep], score[keep])
     if hit is None:                                     # tied scores: the full ranking with its tie order
-        o = _rank(score, tie)
+        o = _rank(score, tie() if callable(tie) else tie)
         rel = correct[o] if keep is None else correct[o][keep[o]]
         hit = np.flatnonzero(rel)
     if not hit.size: return 0.0
@@ -234,6 +234,12 @@ def _rec_eval(predictions, solution, full:bool=False):
     if len(ignored) and len(ids):
         drop = np.isin(np.asarray(ids, dtype=object), ignored)
         ids, lm, sc = ids[~drop], lm[~drop], sc[~drop]
+    if not full and isinstance(solution, dict) and not len(ignored) and len(ids) == len(sids):
+        try: same = bool((ids == sids).all())                           # predictions in the solution's order:
+        except (TypeError, ValueError): same = False                    # no join (a dict's ids are unique), and
+        if same:                                                        # the id order only if two scores tie
+            correct = _is_in_lists(np.arange(len(ids)), lm, lens, flat)
+            return correct, sc, lambda: _argsort_unique(_encode(ids)[0], ids, 'predictions'), lens > 0, int((lens > 0).sum())
     keys, skeys = _encode(ids, sids)
     order = _argsort_unique(keys, ids, 'predictions')
     rows = _locate(keys, order, skeys, ids, sids)
@@ -467,31 +473,109 @@ def _dense_sums(r, nq, glens, gitem, top):
     n_correct = np.arange(len(g)) - (np.cumsum(cnt) - cnt)[g] + 1
     return np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
 
+def _disjoint_sets(glens, gitem, top, probe=True):
+    """`(set code per row, image -> set code, image -> position in its set)` when the distinct ground-truth rows are
+    pairwise disjoint sets (rows with equal sets share a code; e.g. the index images of one landmark), else None.
+    Exact: every image of a row must have the same winner row, and the rows of a set list its images once each."""
+    n, L = len(glens), len(gitem)
+    if probe and L > 1 << 17:                                          # a cheap early 'no' on a prefix of the rows
+        m = int(np.searchsorted(np.cumsum(glens), 1 << 15)) + 1
+        if _disjoint_sets(glens[:m], gitem[:int(glens[:m].sum())], top, False) is None: return None
+    goff = np.zeros(n + 1, np.int64); np.cumsum(glens, out=goff[1:])
+    it = np.int32 if L < 2**31 - 1 else np.int64
+    grow = np.repeat(np.arange(n, dtype=it), glens)
+    win = np.full(top, -1, it); win[gitem] = np.arange(L, dtype=it)   # one pair per image wins (whichever)
+    w = win[gitem]; rep = grow[w]                                      # each pair's image -> the row of its winner
+    has = glens > 0
+    setrow = np.full(n, -1, it); setrow[has] = rep[goff[:-1][has]]
+    if not (rep == setrow[grow]).all(): return None                    # a row whose images have several winner rows
+    if not (glens[rep] == glens[grow]).all(): return None
+    pos = w - goff[rep].astype(it)                                     # each image's position in its winner row
+    mark = np.zeros(L, bool); mark[goff[grow] + pos] = True
+    if np.count_nonzero(mark) != L: return None                        # an image twice in a row, or rows that differ
+    isset = np.zeros(n, bool); isset[setrow[has]] = True
+    ct = np.int16 if np.count_nonzero(isset) < 2**15 - 2 else it       # a 2-byte table when it can be
+    code = (np.cumsum(isset) - 1).astype(ct)
+    sc = np.full(n, -2, ct); sc[has] = code[setrow[has]]
+    owner = np.full(top + 1, -1, ct); owner[gitem] = sc[grow]          # + a sentinel for the entries >= top
+    win[gitem] = pos                                                   # (read for hits only)
+    return sc, owner, win
+
+def _set_sums(r, glens, qs, owner, pos, step_entries=1 << 18):
+    """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `owner` image -> set code,
+    `pos` image -> position in its set. A hit is one 2-byte gather and one compare per entry, in blocks of rows."""
+    nq, ncol = r.shape
+    goff = np.zeros(nq + 1, np.int64); np.cumsum(glens, out=goff[1:])
+    step = max(1, step_entries // max(ncol, 1))
+    tb = np.empty(step * ncol, owner.dtype); cb = np.empty(step * ncol, bool)
+    sums = np.zeros(nq)
+    flat = r.reshape(-1) if r.flags.c_contiguous else None
+    for s in range(0, nq, step):                                       # a loop over blocks of rows, not over entries
+        e = min(nq, s + step); n = (e - s) * ncol; rb = r[s:e]
+        t = np.take(owner, rb, mode='clip', out=tb[:n].reshape(e - s, ncol))
+        ci = np.flatnonzero(np.equal(t, qs[s:e, None], out=cb[:n].reshape(e - s, ncol)))
+        if not ci.size: continue
+        item = flat[ci + s * ncol] if flat is not None else rb.reshape(-1)[ci]
+        if item.min() < 0:                                             # clipped to image 0: not a hit
+            ok = item >= 0; ci, item = ci[ok], item[ok]
+        gl, p = np.divmod(ci, ncol)
+        hp = pos[item].astype(np.int64); hp += (goff[s:e] - goff[s])[gl]   # the (query, image) pair: repeats share it
+        c = np.bincount(hp, minlength=int(goff[e] - goff[s]))
+        if c.max(initial=0) > 1:                                       # a repeated image counts once, at its first rank
+            d = np.flatnonzero(c[hp] > 1)
+            _, f = np.unique(hp[d], return_index=True)                 # (hits are in row, rank order)
+            keep = np.ones(len(hp), bool); keep[d] = False; keep[d[f]] = True
+            gl, p = gl[keep], p[keep]
+        cnt = np.bincount(gl, minlength=e - s)
+        nc = np.arange(1, len(gl) + 1, dtype=np.float64); nc -= (np.cumsum(cnt) - cnt)[gl]
+        nc /= p + 1
+        sums[s:e] = np.bincount(gl, weights=nc, minlength=e - s)
+    return sums
+
+def _gt_rows(gt):
+    "`(lens, items, rows)` of the ground truth: each distinct object once (`rows`: each query's row; None: one row per query)."
+    if isinstance(gt, np.ndarray) and gt.ndim == 2:
+        gmask = gt >= 0
+        return gmask.sum(1), gt[gmask].astype(np.int64), None
+    gt = list(gt); rows = None
+    if len(gt) > 1:                                                    # the queries of one landmark may share one array
+        codes, uniq = pd.factorize(np.fromiter(map(id, gt), np.int64, len(gt)))
+        if len(uniq) < len(gt):
+            first = np.zeros(len(uniq), np.int64); first[codes[::-1]] = np.arange(len(gt) - 1, -1, -1)
+            gt = [gt[i] for i in first.tolist()]; rows = codes
+    glens = np.fromiter(map(len, gt), np.int64, len(gt))
+    gitem = None
+    if len(gt) and isinstance(gt[0], np.ndarray):   # arrays: one concatenate, checked, instead of one asarray per query
+        try: gitem = np.concatenate(gt)
+        except ValueError: pass
+        if gitem is not None and (gitem.ndim != 1 or gitem.dtype.kind not in 'iu' or len(gitem) != glens.sum()): gitem = None
+    if gitem is None: gitem = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for g in gt]) if len(gt) else np.zeros(0, np.int64)
+    return glens, gitem.astype(np.int64, copy=False), rows
+
 def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     "mAP@k of a `(Q, n)` array of ranked index positions against per-query relevant positions `gt`."
     ranked = np.asarray(ranked)
     if ranked.ndim != 2 or ranked.dtype.kind not in 'iu':
         raise LandmarkError(f"map_at_k_arrays: ranked must be a 2-D integer array (queries x ranks), got {ranked.dtype} {ranked.shape}")
     nq = ranked.shape[0]
-    if isinstance(gt, np.ndarray) and gt.ndim == 2:
-        gmask = gt >= 0; glens = gmask.sum(1); gitem = gt[gmask].astype(np.int64)
-    else:
-        gt = list(gt); glens = np.fromiter(map(len, gt), np.int64, len(gt))
-        gitem = None
-        if len(gt) and isinstance(gt[0], np.ndarray):   # arrays: one concatenate, checked, instead of one asarray per query
-            try: gitem = np.concatenate(gt)
-            except ValueError: pass
-            if gitem is not None and (gitem.ndim != 1 or gitem.dtype.kind not in 'iu' or len(gitem) != glens.sum()): gitem = None
-        if gitem is None: gitem = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for g in gt]) if len(gt) else np.zeros(0, np.int64)
-        gitem = gitem.astype(np.int64, copy=False)
+    dlens, ditem, rows = _gt_rows(gt)
+    glens = dlens if rows is None else dlens[rows]
     if len(glens) != nq: raise LandmarkError(f"map_at_k_arrays: {nq} ranked rows but {len(glens)} ground-truth rows")
-    if len(gitem) and gitem.min() < 0: raise LandmarkError("map_at_k_arrays: ground-truth positions must be >= 0")
+    if len(ditem) and ditem.min() < 0: raise LandmarkError("map_at_k_arrays: ground-truth positions must be >= 0")
     r = ranked[:, :k]
     ev = dict(m=glens, n_queries=int((glens > 0).sum()))
-    if not r.size or not len(gitem): return _map(ev | dict(sums=np.zeros(nq)), k)
-    top = int(gitem.max()) + 1                 # entries < 0 or >= top are relevant to no query
-    if top <= 4 * (r.size + len(gitem)) and top.bit_length() + nq.bit_length() < 62:
-        sums = _dense_sums(r, nq, glens, gitem, top)
+    if not r.size or not len(ditem): return _map(ev | dict(sums=np.zeros(nq)), k)
+    top = int(ditem.max()) + 1                 # entries < 0 or >= top are relevant to no query
+    L = int(glens.sum())
+    dense = top <= 4 * (r.size + L) and top.bit_length() + nq.bit_length() < 62
+    if dense and (sets := _disjoint_sets(dlens, ditem, top, probe=rows is None)) is not None:
+        sc, owner, pos = sets                  # each image relevant to one set of queries: one owner table
+        return _map(ev | dict(sums=_set_sums(r, glens, sc if rows is None else sc[rows], owner, pos)), k)
+    if rows is None: gitem = ditem
+    else:                                      # each query's own copy of its rows' images
+        doff = np.cumsum(dlens) - dlens
+        gitem = ditem[np.repeat(doff[rows] - (np.cumsum(glens) - glens), glens) + np.arange(L)]
+    if dense: sums = _dense_sums(r, nq, glens, gitem, top)
     else:
         grow = np.repeat(np.arange(nq), glens)
         gk = np.sort(grow * np.int64(top) + gitem)
@@ -502,6 +586,7 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
         epos = np.broadcast_to(np.arange(r.shape[1]), r.shape)[valid]
         sums, g, p = _ap_parts(eq, epos, eq, r[valid].astype(np.int64), grow, gitem, nq, nq, k)
     return _map(ev | dict(sums=sums), k)
+
 
 # %% ../nbs/02_metrics.ipynb #a476caaf
 class _Src:
