@@ -474,7 +474,7 @@ def _dense_sums(r, nq, glens, gitem, top):
     return np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
 
 def _disjoint_sets(glens, gitem, top, probe=True):
-    """`(set code per row, image -> set code, image -> position in its set)` when the distinct ground-truth rows are
+    """`(set code per row, image -> set code, image -> position in its set, image -> set code mod 255)` when the distinct ground-truth rows are
     pairwise disjoint sets (rows with equal sets share a code; e.g. the index images of one landmark), else None.
     Exact: every image of a row must have the same winner row, and the rows of a set list its images once each."""
     n, L = len(glens), len(gitem)
@@ -487,38 +487,41 @@ def _disjoint_sets(glens, gitem, top, probe=True):
     win = np.full(top, -1, it); win[gitem] = np.arange(L, dtype=it)   # one pair per image wins (whichever)
     w = win[gitem]; rep = grow[w]                                      # each pair's image -> the row of its winner
     has = glens > 0
-    setrow = np.full(n, -1, it); setrow[has] = rep[goff[:-1][has]]
-    if not (rep == setrow[grow]).all(): return None                    # a row whose images have several winner rows
-    if not (glens[rep] == glens[grow]).all(): return None
-    pos = w - goff[rep].astype(it)                                     # each image's position in its winner row
-    mark = np.zeros(L, bool); mark[goff[grow] + pos] = True
+    setrow = np.zeros(n, it); setrow[has] = rep[goff[:-1][has]]
+    if not (rep == np.repeat(setrow, glens)).all(): return None        # a row whose images have several winner rows
+    if not (glens[setrow[has]] == glens[has]).all(): return None
+    pos = w - np.repeat(goff[:-1][setrow].astype(it), glens)           # each image's position in its winner row
+    mark = np.zeros(L, bool); mark[pos + np.repeat(goff[:-1].astype(it), glens)] = True
     if np.count_nonzero(mark) != L: return None                        # an image twice in a row, or rows that differ
     isset = np.zeros(n, bool); isset[setrow[has]] = True
     ct = np.int16 if np.count_nonzero(isset) < 2**15 - 2 else it       # a 2-byte table when it can be
     code = (np.cumsum(isset) - 1).astype(ct)
     sc = np.full(n, -2, ct); sc[has] = code[setrow[has]]
-    owner = np.full(top + 1, -1, ct); owner[gitem] = sc[grow]          # + a sentinel for the entries >= top
+    owner = np.full(top + 1, -1, ct); owner[gitem] = np.repeat(sc, glens)   # + a sentinel for the entries >= top
+    own8 = np.full(top + 1, 255, np.uint8); own8[gitem] = np.repeat((sc % 255).astype(np.uint8), glens)  # 255: no set
     win[gitem] = pos                                                   # (read for hits only)
-    return sc, owner, win
+    return sc, owner, win, own8
 
-def _set_sums(r, glens, qs, owner, pos, step_entries=1 << 18):
+def _set_sums(r, glens, qs, owner, pos, own8, step_entries=1 << 18):
     """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `owner` image -> set code,
-    `pos` image -> position in its set. A hit is one 2-byte gather and one compare per entry, in blocks of rows."""
+    `pos` image -> position in its set, `own8` image -> set code mod 255. Per entry, one gather from a 1-byte table (set code mod 255: it stays in the
+    CPU cache) and one compare; the few candidates of another set with the same residue are dropped by the exact table."""
     nq, ncol = r.shape
     goff = np.zeros(nq + 1, np.int64); np.cumsum(glens, out=goff[1:])
+    qs8 = np.where(qs >= 0, qs % 255, 254).astype(np.uint8)          # (a query without ground truth: checked below)
     step = max(1, step_entries // max(ncol, 1))
-    tb = np.empty(step * ncol, owner.dtype); cb = np.empty(step * ncol, bool)
+    tb = np.empty(step * ncol, np.uint8); cb = np.empty(step * ncol, bool)
     sums = np.zeros(nq)
-    flat = r.reshape(-1) if r.flags.c_contiguous else None
     for s in range(0, nq, step):                                       # a loop over blocks of rows, not over entries
         e = min(nq, s + step); n = (e - s) * ncol; rb = r[s:e]
-        t = np.take(owner, rb, mode='clip', out=tb[:n].reshape(e - s, ncol))
-        ci = np.flatnonzero(np.equal(t, qs[s:e, None], out=cb[:n].reshape(e - s, ncol)))
+        t = np.take(own8, rb, mode='clip', out=tb[:n].reshape(e - s, ncol))
+        ci = np.flatnonzero(np.equal(t, qs8[s:e, None], out=cb[:n].reshape(e - s, ncol)))
         if not ci.size: continue
-        item = flat[ci + s * ncol] if flat is not None else rb.reshape(-1)[ci]
-        if item.min() < 0:                                             # clipped to image 0: not a hit
-            ok = item >= 0; ci, item = ci[ok], item[ok]
+        item = rb.reshape(-1)[ci]
         gl, p = np.divmod(ci, ncol)
+        ok = owner[item] == qs[s:e][gl]                                # exact: the image's set is the query's
+        if item.min() < 0: ok &= item >= 0                             # (clipped to image 0: not a hit)
+        if not ok.all(): gl, p, item = gl[ok], p[ok], item[ok]
         hp = pos[item].astype(np.int64); hp += (goff[s:e] - goff[s])[gl]   # the (query, image) pair: repeats share it
         c = np.bincount(hp, minlength=int(goff[e] - goff[s]))
         if c.max(initial=0) > 1:                                       # a repeated image counts once, at its first rank
@@ -569,8 +572,8 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     L = int(glens.sum())
     dense = top <= 4 * (r.size + L) and top.bit_length() + nq.bit_length() < 62
     if dense and (sets := _disjoint_sets(dlens, ditem, top, probe=rows is None)) is not None:
-        sc, owner, pos = sets                  # each image relevant to one set of queries: one owner table
-        return _map(ev | dict(sums=_set_sums(r, glens, sc if rows is None else sc[rows], owner, pos)), k)
+        sc, owner, pos, own8 = sets            # each image relevant to one set of queries: one owner table
+        return _map(ev | dict(sums=_set_sums(r, glens, sc if rows is None else sc[rows], owner, pos, own8)), k)
     if rows is None: gitem = ditem
     else:                                      # each query's own copy of its rows' images
         doff = np.cumsum(dlens) - dlens
