@@ -80,9 +80,15 @@ def _check_task(task):
 
 def _is_missing(x): return x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA or x is pd.NaT
 
-def _cells_to_csr(cells):
+def _cells_to_csr(cells, item=None):
     "Lengths and concatenated values of a sequence of cells (list-likes, space-separated strings, scalars, missing)."
     cells = list(cells)
+    if item is not None:       # cells of `item`s (recognition: ints): the items' types are checked, not every cell's
+        try:
+            lens = np.fromiter(map(len, cells), np.int64, len(cells))
+            flat = list(itertools.chain.from_iterable(cells))
+            if set(map(type, flat)) <= {item}: return lens, flat    # (a text cell would give characters: not ints)
+        except TypeError: pass
     types = set(map(type, cells))
     if types <= {list, tuple, np.ndarray}:
         lens = np.fromiter(map(len, cells), np.int64, len(cells))
@@ -111,7 +117,7 @@ def _solution_csr(solution, task):
             return np.asarray(ids, dtype=object), lens, v[lens > 0].astype(np.int64), ignored
         cells = cells.tolist()
     else: raise LandmarkError(f"solution must be a dict, Series or DataFrame, got {type(solution).__name__}")
-    lens, values = _cells_to_csr(cells)
+    lens, values = _cells_to_csr(cells, int if task == 'recognition' else None)
     if task == 'recognition':
         try: values = np.asarray(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)
         except (TypeError, ValueError, OverflowError) as e: raise LandmarkError(f"solution: landmark ids must be integers ({e})") from None
@@ -203,12 +209,13 @@ def _rec_predictions(predictions):
     lm = predictions['landmark_id']
     has = lm.notna().to_numpy()
     ids = predictions['id'].to_numpy(dtype=object)
+    if has.all(): has = slice(None)                                      # (no copies)
     try: lmv = lm.to_numpy()[has].astype(np.int64)
     except (TypeError, ValueError, OverflowError) as e: raise LandmarkError(f"predictions: landmark_id must be integers ({e})") from None
     try: sc = predictions['score'].to_numpy()[has].astype(np.float64)
     except (TypeError, ValueError) as e: raise LandmarkError(f"predictions: score must be numbers ({e})") from None
     if not np.isfinite(sc).all():
-        i = np.flatnonzero(has)[np.flatnonzero(~np.isfinite(sc))[0]]
+        i = np.arange(len(ids))[has][np.flatnonzero(~np.isfinite(sc))[0]]
         raise LandmarkError(f"predictions, row {i}: score {sc[np.flatnonzero(~np.isfinite(sc))[0]]} of id {ids[i]!r} is not finite")
     return ids[has], lmv, sc
 
@@ -502,7 +509,7 @@ def _disjoint_sets(glens, gitem, top, probe=True):
     win[gitem] = pos                                                   # (read for hits only)
     return sc, owner, win, own8
 
-def _set_sums(r, glens, qs, owner, pos, own8, step_entries=1 << 18):
+def _set_sums(r, glens, qs, owner, pos, own8, step_entries=1 << 19):
     """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `owner` image -> set code,
     `pos` image -> position in its set, `own8` image -> set code mod 255. Per entry, one gather from a 1-byte table (set code mod 255: it stays in the
     CPU cache) and one compare; the few candidates of another set with the same residue are dropped by the exact table."""
