@@ -282,8 +282,10 @@ def _load_sources(keys, files, max_side):
         out[k] = im
     return out
 
-def _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noisy, n_unclean, n_distractor_index, n_distractor_test):
+def _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noisy, n_unclean, n_distractor_index, n_distractor_test,
+              views='split'):
     "The list of images to make (dicts) and the landmark table, without touching pixels."
+    if views not in ('split', 'shared'): raise LandmarkError(f"make_toy_gldv2: views must be 'split' or 'shared', got {views!r}")
     files = _pip_files()
     cat = _PIP_CATALOG
     if sources == 'deb':
@@ -316,7 +318,8 @@ def _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noi
         plan.append(dict(split=split, id=_h64('toy', seed, split, lm['name'], role, k), name=lm['name'], role=role,
                          src=src, region=region, landmark_id=lid, seedkey=('toy', seed, split, lm['name'], role, k)))
     for lm in lms:
-        if lm['kind'] == 'multiview': db, q = [(s, None) for s in lm['sources'][:-1]], [(lm['sources'][-1], None)]
+        if views == 'shared': db = q = [(s, None) for s in lm['sources']]   # every split: any view, the whole photo
+        elif lm['kind'] == 'multiview': db, q = [(s, None) for s in lm['sources'][:-1]], [(lm['sources'][-1], None)]
         else:
             flip, (w, h) = rng.random() < 0.5, Image.open(files[lm['sources'][0]]).size
             a, b = (0, (1 + ov)/2), ((1 - ov)/2, 1)
@@ -327,7 +330,7 @@ def _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noi
         if lm['kind'] == 'unclean': continue
         for k in range(n_noisy): add('train', lm, k, idis[int(rng.integers(len(idis)))], None, 'noisy', lm['landmark_id'])
         for k in range(n_index): add('index', lm, k, *db[k % len(db)], 'db', lm['index_landmark_id'])
-        for k in range(n_test): add('test', lm, k, *q[k % len(q)], 'query', lm['landmark_id'])
+        for k in range(n_test): add('test', lm, k, *q[(k + 1) % len(q)], 'query', lm['landmark_id'])
     for d in dis:
         for k in range(n_distractor_index): add('index', d, k, d['sources'][0], None, 'distractor', d['index_landmark_id'])
     for k_ in tdis:
@@ -345,21 +348,22 @@ def _write_csv(df, path):
 
 def make_toy_gldv2(dest, seed:int=0, sources:str='pip', strength:float=1.0, size=(128, 256), n_train:int=5,
                    n_index:int=3, n_test:int=2, n_noisy:int=1, n_unclean:int=2, n_distractor_index:int=6,
-                   n_distractor_test:int=3, quality=(60, 95), deb_root=None, cache_dir=None, workers:int|None=None,
-                   overwrite:bool=False) -> Path:
+                   n_distractor_test:int=3, quality=(60, 95), views:str='split', deb_root=None, cache_dir=None,
+                   workers:int|None=None, overwrite:bool=False) -> Path:
     "Write a deterministic GLDv2-shaped toy dataset (images + CSVs) to `dest`; returns `dest`."
     dest = Path(dest)
     if sources == 'deb' and deb_root is None: deb_root = fetch_debian_photos(Path(cache_dir or _default_cache())/'debian')
     params = dict(version=_TOY_VERSION, seed=seed, sources=sources, strength=float(strength), size=list(size),
                   n_train=n_train, n_index=n_index, n_test=n_test, n_noisy=n_noisy, n_unclean=n_unclean,
                   n_distractor_index=n_distractor_index, n_distractor_test=n_distractor_test, quality=list(quality))
+    if views != 'split': params['views'] = views   # (datasets built before `views` existed stay valid)
     meta = dest/'toy_meta.json'
     if dest.exists():
         if meta.exists() and json.loads(meta.read_text()).get('params') == params and not overwrite: return dest
         if not overwrite and any(dest.iterdir()):
             raise LandmarkError(f"make_toy_gldv2: {dest} exists and is not this toy dataset (pass overwrite=True to replace it)")
     plan, lms, dis, files, occ = _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noisy,
-                                           n_unclean, n_distractor_index, n_distractor_test)
+                                           n_unclean, n_distractor_index, n_distractor_test, views)
     srcs = _load_sources(sorted({p['src'] for p in plan} | set(occ)), files, max_side=int(2.5*size[1]))
     occluders = [srcs[k] for k in occ]
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -963,13 +967,14 @@ def lm_toy(dest:str,                       # output folder
            n_train:int=5,                  # train images per landmark
            n_index:int=3,                  # index images per landmark
            n_test:int=2,                   # test queries per landmark
+           views:str='split',              # split: queries show a part/view the database never shows; shared: any part/view
            competition:str=None,           # landmark-recognition-2020 or landmark-retrieval-2021: a Kaggle folder instead
            deb_root:str=None,              # an already unpacked Debian tree (skips the download)
            cache_dir:str=None,             # where the Debian packages are unpacked
            overwrite:store_true=False):    # replace DEST if it exists
     "Write the GLDv2-shaped toy dataset (or a toy Kaggle competition folder) to DEST."
     kw = dict(seed=seed, sources=sources, strength=strength, size=(size_min, size_max), n_train=n_train, n_index=n_index,
-              n_test=n_test, deb_root=deb_root, cache_dir=cache_dir)
+              n_test=n_test, views=views, deb_root=deb_root, cache_dir=cache_dir)
     if size_min < 16 or size_max < size_min: raise LandmarkError(f"--size_min/--size_max: need 16 <= size_min <= size_max, got {size_min}, {size_max}")
     if competition: out = make_toy_competition(dest, competition, overwrite=overwrite, **kw)
     else: out = make_toy_gldv2(dest, overwrite=overwrite, **kw)

@@ -58,6 +58,20 @@ class CosineHead(nn.Module):
 
     def scale(self, cos:torch.Tensor, labels=None) -> float|torch.Tensor: return self.s
 
+    @torch.no_grad()
+    def imprint(self, emb:torch.Tensor, labels:torch.Tensor) -> int:
+        "Weight imprinting (Qi et al. 2018): each class seen in `labels` gets the mean direction of its L2-normalised `emb` on all its `k` rows; returns the number of classes set."
+        emb, labels = F.normalize(emb.detach().float(), dim=-1), torch.as_tensor(labels, device=emb.device).long()
+        if emb.ndim != 2 or emb.shape[1] != self.in_features or len(emb) != len(labels):
+            raise LandmarkError(f"imprint: need ({len(labels)}, {self.in_features}) embeddings for {len(labels)} labels, got {tuple(emb.shape)}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise LandmarkError(f"imprint: labels must be in [0, {self.n_classes}), got {int(labels.min())}..{int(labels.max())}")
+        sums = torch.zeros(self.n_classes, self.in_features, device=emb.device).index_add_(0, labels, emb)
+        seen = torch.bincount(labels, minlength=self.n_classes) > 0
+        w = self.weight.view(self.n_classes, self.k, self.in_features)
+        w[seen] = F.normalize(sums[seen], dim=-1)[:, None].to(w.dtype).expand(-1, self.k, -1)
+        return int(seen.sum())
+
     def forward(self, emb:torch.Tensor, labels:torch.Tensor|None=None) -> torch.Tensor:
         "Logits `s·cos θ`; with `labels`, the target class gets the margin (labels < 0 are left alone)."
         cos = self.cosine(emb)

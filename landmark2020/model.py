@@ -234,12 +234,15 @@ def _json_head_kwargs(kw:dict) -> dict:
 def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=None, head:str='arcface', head_kwargs:dict|None=None,
                           pool:str='gem', gem_p:float=3.0, gem_trainable:bool=True, dropout:float=0.0, neck_act:str|None=None,
                           mean:Sequence[float]|None=None, std:Sequence[float]|None=None, input_size:int|Sequence[int]|None=None,
-                          interpolation:str|None=None, **timm_kwargs) -> LandmarkModel:
-    "Landmark model: timm `arch` backbone, `pool` ('gem', 'avg', 'max', 'timm'), Linear→BN neck of `emb_dim`, margin `head` over `n_classes`."
+                          interpolation:str|None=None, neck_init:str='xavier', **timm_kwargs) -> LandmarkModel:
+    """Landmark model: timm `arch` backbone, `pool` ('gem', 'avg', 'max', 'timm'), Linear→BN neck of `emb_dim`, margin `head` over `n_classes`.
+    `neck_init='identity'` (needs `emb_dim` = the backbone's width) starts the neck as the identity, so the first embedding
+    is the pretrained pooled descriptor itself (few-shot fine-tuning; the zero-shot baseline)."""
     head_kwargs = dict(head_kwargs or {})
     if n_classes < 1 or emb_dim < 1: raise LandmarkError(f"create_landmark_model: n_classes and emb_dim must be >= 1, got {n_classes}, {emb_dim}")
     if pool not in POOLS and pool != 'timm': raise LandmarkError(f"unknown pool {pool!r} (known: {', '.join([*POOLS, 'timm'])})")
     if neck_act not in (None, 'prelu'): raise LandmarkError(f"neck_act must be None or 'prelu', got {neck_act!r}")
+    if neck_init not in ('xavier', 'identity'): raise LandmarkError(f"neck_init must be 'xavier' or 'identity', got {neck_init!r}")
     alias = PRETRAINED.get(pretrained) if isinstance(pretrained, str) else None
     if alias and alias['arch'] != arch: raise LandmarkError(f"pretrained={pretrained!r} is for arch {alias['arch']!r}, not {arch!r}")
     try: backbone = timm.create_model(arch, pretrained=False, num_classes=0, **({} if pool == 'timm' else {'global_pool': ''}), **timm_kwargs)
@@ -272,7 +275,12 @@ def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=N
                pretrained=str(pretrained) if pretrained else None)
     pool_m = None if pool == 'timm' else (GeM(gem_p, trainable=gem_trainable) if pool == 'gem' else POOLS[pool]())
     fc = nn.Linear(backbone.num_features, emb_dim)
-    nn.init.xavier_normal_(fc.weight); nn.init.zeros_(fc.bias)
+    if neck_init == 'identity':
+        if emb_dim != backbone.num_features:
+            raise LandmarkError(f"neck_init='identity' needs emb_dim = the backbone's width ({backbone.num_features}), got {emb_dim}")
+        with torch.no_grad(): fc.weight.copy_(torch.eye(emb_dim))
+    else: nn.init.xavier_normal_(fc.weight)
+    nn.init.zeros_(fc.bias)
     neck = nn.Sequential(OrderedDict([('drop', nn.Dropout(dropout)), ('fc', fc), ('bn', nn.BatchNorm1d(emb_dim)),
                                       *([('act', nn.PReLU())] if neck_act == 'prelu' else [])]))
     model = LandmarkModel(backbone, pool_m, neck, create_head(head, emb_dim, n_classes, **head_kwargs), cfg)

@@ -29,7 +29,7 @@ __all__ = ['GROUP_BINS', 'AUGMENTS', 'RESUME_OVERRIDES', 'DataConfig', 'ModelCon
            'NonFiniteStop', 'AmpClip', 'amp_dtype', 'DDPCallback', 'EmbeddingEval', 'GAPMetric', 'MAPMetric',
            'rng_state', 'set_rng_state', 'load_checkpoint', 'plot_curves', 'Checkpointer', 'training_table',
            'LandmarkLearner', 'build_model', 'make_sampler', 'build_dataloaders', 'dist_info', 'make_learner',
-           'run_folder', 'train', 'resume_run', 'lm_train']
+           'imprint_head', 'run_folder', 'train', 'resume_run', 'lm_train']
 
 # %% ../nbs/05_train.ipynb #9c11ea6b
 _CONTINENTS = {'Asia': 0.5, 'Europe': 0.2, 'Africa': 0.15, 'North America': 0.1, 'South America': 0.02,
@@ -67,6 +67,8 @@ class ModelConfig:
     head_kwargs: dict = field(default_factory=dict)   # extra head arguments (k for sub-centre, ...)
     kwargs: dict = field(default_factory=dict)        # extra `create_landmark_model` arguments (dropout, p, ...)
     freeze_bn: bool = False        # freeze every BatchNorm (final high-resolution stage)
+    neck_init: Literal['xavier','identity'] = 'xavier'   # identity: the first embedding is the pretrained descriptor (emb_dim = backbone width)
+    imprint: bool = False          # start the head from the class means of the training embeddings (weight imprinting)
     sync_bn: bool = False          # SyncBatchNorm under DDP (CUDA only)
 
 @dataclass
@@ -89,6 +91,7 @@ class OptConfig:
     lr_min: float = 3e-6           # cosine floor (absolute)
     accum: int = 1                 # gradient accumulation: optimizer step every `accum` batches
     clip: float|None = None        # max gradient norm
+    head_lr_mult: float = 1.0      # learning rate of pooling + neck + head = lr x this (the backbone gets lr)
     precision: Literal['auto','fp32','fp16','bf16'] = 'auto'  # auto: bf16/fp16 on CUDA, fp32 on CPU
 
 @dataclass
@@ -357,10 +360,11 @@ def warmup_cosine(step:int, total:int, lr:float, warmup:int=0, warmup_init:float
 class WarmupCosine(Callback):
     "Set the learning rate before every training batch from the optimizer step count (`learn.step`)."
     order = -4
-    def __init__(self, lr:float, total:int, warmup:int=0, warmup_init:float=0.01, lr_min:float=0.0): store_attr()
+    def __init__(self, lr:float, total:int, warmup:int=0, warmup_init:float=0.01, lr_min:float=0.0, mults=None): store_attr()
     def before_batch(self):
         if self.training:
-            self.learn.opt.set_hyper('lr', warmup_cosine(self.learn.step, self.total, self.lr, self.warmup, self.warmup_init, self.lr_min))
+            lr = warmup_cosine(self.learn.step, self.total, self.lr, self.warmup, self.warmup_init, self.lr_min)
+            self.learn.opt.set_hyper('lr', [lr * m for m in self.mults] if self.mults else lr)   # one value per parameter group
 
 # %% ../nbs/05_train.ipynb #64df32ee
 class GradAccum(Callback):
@@ -495,7 +499,7 @@ class MAPMetric(Metric):
     def name(self): return f'map@{self.ev.k}'
 
 # %% ../nbs/05_train.ipynb #e433ba76
-from .model import create_landmark_model, save_landmark_model, transfer_head_rows, freeze_bn
+from .model import create_landmark_model, save_landmark_model, transfer_head_rows, freeze_bn, landmark_splitter
 from .losses import create_loss
 
 def rng_state() -> dict:
@@ -629,6 +633,7 @@ def training_table(cfg:TrainConfig, workers:int|None=None) -> pd.DataFrame:
 from fastai.callback.core import CancelEpochException
 from fastai.callback.progress import ProgressCallback
 from functools import partial
+from fastai.torch_core import trainable_params
 
 class LandmarkLearner(Learner):
     "A `Learner` whose fit starts at `self.first_epoch` (for resume) without running the skipped epochs."
@@ -648,7 +653,7 @@ def build_model(cfg:TrainConfig, labels:LabelMap, init:bool=True) -> nn.Module:
     "The model of `cfg` for `labels`; with `init` and `cfg.init_from`, start from that run's model (class rows copied by landmark id)."
     m = cfg.model
     model = create_landmark_model(m.arch, len(labels), emb_dim=m.emb_dim, pretrained=m.pretrained, head=m.head,
-                                  head_kwargs=dict(s=m.s, m=m.m, **m.head_kwargs), **m.kwargs)
+                                  head_kwargs=dict(s=m.s, m=m.m, **m.head_kwargs), neck_init=m.neck_init, **m.kwargs)
     if init and cfg.init_from:
         prev = Path(cfg.init_from)
         if not (prev/'model').is_dir(): raise LandmarkError(f"config key 'init_from': {prev} is not a run folder (no model/ inside)")
@@ -695,6 +700,8 @@ def build_dataloaders(cfg:TrainConfig, table:pd.DataFrame, labels:LabelMap, mean
     gallery_dl = loader(gal, ytr[gi], 'none', SequentialSampler(len(gal)), False, False, 2)
     dls = DataLoaders(train_dl, valid_dl)
     dls._device, dls.unreadable = torch.device(device or 'cpu'), counter
+    # every training image once, unaugmented, this process's shard (head imprinting)
+    dls.plain_train = partial(loader, tr, ytr, 'none', SequentialSampler(len(tr)), False, True, 3)
     return dls, gallery_dl
 
 # %% ../nbs/05_train.ipynb #d3d8f0e0
@@ -708,11 +715,11 @@ def make_learner(cfg:TrainConfig, model, dls, gallery_dl, run, rank:int=0, world
     o, dev = cfg.opt, torch.device(device or 'cpu')
     steps_per_epoch = len(dls.train) // o.accum
     total, warm = o.epochs * steps_per_epoch, int(round(o.warmup_epochs * steps_per_epoch))
-    ck = ck or {}
+    ck, split = ck or {}, o.head_lr_mult != 1
     ev = EmbeddingEval(gallery_dl, k=100, active=rank == 0)
     metrics = [GAPMetric(ev), MAPMetric(ev)] if len(dls.valid) else []
     cbs = [TrainState(ck.get('step', 0), ck.get('epoch', -1) if ck.get('epoch_iter') else -1, ck.get('epoch_iter', 0)),
-           MarginLabels(), WarmupCosine(o.lr, total, warm, o.warmup_init, o.lr_min), NonFiniteStop(),
+           MarginLabels(), WarmupCosine(o.lr, total, warm, o.warmup_init, o.lr_min, split and (1.0, o.head_lr_mult)), NonFiniteStop(),
            AmpClip(amp_dtype(o.precision, dev), o.clip, dev.type),
            Checkpointer(run, cfg, cfg.ckpt_every, ck.get('history'), ck.get('iter_losses'), dls.unreadable, write=rank == 0,
                         smooth=ck.get('smooth_loss'))]
@@ -720,6 +727,7 @@ def make_learner(cfg:TrainConfig, model, dls, gallery_dl, run, rank:int=0, world
     if world > 1: cbs.append(DDPCallback([dev.index] if dev.type == 'cuda' else None, cfg.model.sync_bn and dev.type == 'cuda', o.accum))
     learn = LandmarkLearner(dls, model, loss_func=create_loss(cfg.loss.name, label_smoothing=cfg.loss.label_smoothing, **cfg.loss.kwargs),
                             opt_func=_opt_func(o), lr=o.lr, wd=o.wd, wd_bn_bias=True, train_bn=False, metrics=metrics, cbs=cbs,
+                            splitter=landmark_splitter if split else trainable_params,
                             path=run, model_dir='checkpoints')
     if not (cfg.progress and rank == 0): learn.remove_cb(ProgressCallback)
     if rank != 0: learn.logger = lambda *a, **k: None
@@ -731,6 +739,25 @@ def make_learner(cfg:TrainConfig, model, dls, gallery_dl, run, rank:int=0, world
         learn.first_epoch = ck["epoch"]
         dls.unreadable.value = ck.get('unreadable', 0)
     return learn
+
+# %% ../nbs/05_train.ipynb #519a9701
+from fastprogress.fastprogress import progress_bar
+
+@torch.no_grad()
+def imprint_head(model, dl, device=None, world:int=1, progress:bool=False) -> int:
+    "Set the head's rows to each class's mean embedding direction over `dl` (class sums all-reduced over `world` processes); returns the classes set."
+    m = unwrap(model)
+    dev = torch.device(device or 'cpu')
+    was = m.training; m.eval()
+    sums = torch.zeros(m.head.n_classes, m.head.in_features, device=dev)
+    try:
+        for x, y in (progress_bar(dl, leave=False) if progress else dl):
+            sums.index_add_(0, y.to(dev).long(), m.embed(x.to(dev)).float())   # embed: L2-normalised
+    finally: m.train(was)
+    if world > 1: torch.distributed.all_reduce(sums)
+    seen = torch.nonzero(sums.norm(dim=1) > 0).squeeze(1)
+    return m.head.imprint(sums[seen], seen)
+
 
 # %% ../nbs/05_train.ipynb #ae289047
 RESUME_OVERRIDES = ('data.root', 'data.index', 'data.workers', 'device', 'progress')
@@ -765,6 +792,9 @@ def train(cfg:TrainConfig, run=None, resume:bool=False) -> Path:
     if ck: model.load_state_dict(ck['model'])
     dls, gallery_dl = build_dataloaders(cfg, table, labels, model.cfg['mean'], model.cfg['std'], rank, world, dev)
     learn = make_learner(cfg, model, dls, gallery_dl, run, rank, world, dev, ck)
+    if cfg.model.imprint and not ck:
+        n = imprint_head(model, dls.plain_train(), dev, world, progress=cfg.progress and rank == 0)
+        if rank == 0: log.info(f"{run}: head imprinted from the class means of the training images ({n} classes)")
     if rank == 0:
         log.info(f"{run}: {len(labels)} classes, {int((~table.is_valid).sum())} training / {int(table.is_valid.sum())} held-out images, "
                  f"{table.attrs.get('unreadable', 0)} unreadable in the index, {world} process(es) on {dev}"

@@ -5,7 +5,8 @@ DDP averages the two half-batch mean gradients = the full-batch mean gradient. B
 because without SyncBatchNorm (CUDA only) DDP normalises each half with its own statistics, a real difference from
 one process, not a rounding one. What remains is float summation order (all-reduce of two partial gradients vs one
 sum over 8 samples), so the weights agree to a tolerance, not bitwise: measured max |diff| ~1e-7 on this run, the
-assertion uses atol 1e-5 (relative 1e-4).
+assertion uses atol 1e-5 (relative 1e-4). The run also imprints the head (each process embeds its shard, the class
+sums are all-reduced) and gives the head its own learning rate (two parameter groups), so both are checked under DDP.
 """
 import os, sys, subprocess
 from pathlib import Path
@@ -22,7 +23,8 @@ def toy(tmp_path_factory):
 
 def _args(toy, out, name):
     return [str(ROOT/'configs'/'smoke.yaml'), f'data.root={toy}', f'out={out}', f'name={name}', 'opt.epochs=1',
-            'data.size=48', 'data.batch_size=8', 'model.freeze_bn=true', 'progress=false', 'data.augment=flip_pad_crop_erase']
+            'data.size=48', 'data.batch_size=8', 'model.freeze_bn=true', 'progress=false', 'data.augment=flip_pad_crop_erase',
+            'model.imprint=true', 'opt.head_lr_mult=5']   # also: class sums all-reduced, two parameter groups
 
 def _weights(run):
     from safetensors.torch import load_file
@@ -35,6 +37,7 @@ def test_torchrun_two_processes_equal_one_process(toy, tmp_path):
                           LM_TRAIN, *_args(toy, tmp_path, 'two')], env=ENV, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-4000:]
     assert '2 process(es) on cpu' in two.stderr
+    assert 'head imprinted' in one.stderr and 'head imprinted' in two.stderr
     a, b = _weights(tmp_path/'one'), _weights(tmp_path/'two')
     assert a.keys() == b.keys()
     changed = [k for k in a if a[k].is_floating_point() and a[k].numel() > 1]
