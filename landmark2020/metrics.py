@@ -481,9 +481,10 @@ def _dense_sums(r, nq, glens, gitem, top):
     return np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
 
 def _disjoint_sets(glens, gitem, top, probe=True):
-    """`(set code per row, image -> set code, image -> position in its set, image -> set code mod 255)` when the distinct ground-truth rows are
-    pairwise disjoint sets (rows with equal sets share a code; e.g. the index images of one landmark), else None.
-    Exact: every image of a row must have the same winner row, and the rows of a set list its images once each."""
+    """`(set code per row, image -> set code, image -> position in its set, image -> set code mod 255)` when the
+    distinct ground-truth rows are pairwise disjoint sets (rows with equal sets share a code; e.g. the index images
+    of one landmark), else None. Exact: every image of a row must have the same winner row, and the rows of a set
+    list its images once each."""
     n, L = len(glens), len(gitem)
     if probe and L > 1 << 17:                                          # a cheap early 'no' on a prefix of the rows
         m = int(np.searchsorted(np.cumsum(glens), 1 << 15)) + 1
@@ -511,8 +512,9 @@ def _disjoint_sets(glens, gitem, top, probe=True):
 
 def _set_sums(r, glens, qs, owner, pos, own8, step_entries=1 << 19):
     """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `owner` image -> set code,
-    `pos` image -> position in its set, `own8` image -> set code mod 255. Per entry, one gather from a 1-byte table (set code mod 255: it stays in the
-    CPU cache) and one compare; the few candidates of another set with the same residue are dropped by the exact table."""
+    `pos` image -> position in its set, `own8` image -> set code mod 255. Per entry, one gather from the 1-byte
+    table (it stays in the CPU cache) and one compare; the few candidates of another set with the same residue are
+    dropped by the exact table."""
     nq, ncol = r.shape
     goff = np.zeros(nq + 1, np.int64); np.cumsum(glens, out=goff[1:])
     qs8 = np.where(qs >= 0, qs % 255, 254).astype(np.uint8)          # (a query without ground truth: checked below)
@@ -525,9 +527,10 @@ def _set_sums(r, glens, qs, owner, pos, own8, step_entries=1 << 19):
         ci = np.flatnonzero(np.equal(t, qs8[s:e, None], out=cb[:n].reshape(e - s, ncol)))
         if not ci.size: continue
         item = rb.reshape(-1)[ci]
+        if item.min() < 0:                                             # clipped to image 0: not a hit
+            nn = item >= 0; ci, item = ci[nn], item[nn]
         gl, p = np.divmod(ci, ncol)
         ok = owner[item] == qs[s:e][gl]                                # exact: the image's set is the query's
-        if item.min() < 0: ok &= item >= 0                             # (clipped to image 0: not a hit)
         if not ok.all(): gl, p, item = gl[ok], p[ok], item[ok]
         hp = pos[item].astype(np.int64); hp += (goff[s:e] - goff[s])[gl]   # the (query, image) pair: repeats share it
         c = np.bincount(hp, minlength=int(goff[e] - goff[s]))
