@@ -481,10 +481,10 @@ def _dense_sums(r, nq, glens, gitem, top):
     return np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
 
 def _disjoint_sets(glens, gitem, top, probe=True):
-    """`(set code per row, image -> set code, image -> position in its set, image -> set code mod 255)` when the
-    distinct ground-truth rows are pairwise disjoint sets (rows with equal sets share a code; e.g. the index images
-    of one landmark), else None. Exact: every image of a row must have the same winner row, and the rows of a set
-    list its images once each."""
+    """`(set code per row, image -> set code mod 255, image -> set code mod 253 (or the code), image -> position in
+    its set)` when the distinct ground-truth rows are pairwise disjoint sets (rows with equal sets share a code;
+    e.g. the index images of one landmark), else None. Exact: every image of a row must have the same winner row,
+    and the rows of a set list its images once each."""
     n, L = len(glens), len(gitem)
     if probe and L > 1 << 17:                                          # a cheap early 'no' on a prefix of the rows
         m = int(np.searchsorted(np.cumsum(glens), 1 << 15)) + 1
@@ -502,22 +502,25 @@ def _disjoint_sets(glens, gitem, top, probe=True):
     mark = np.zeros(L, bool); mark[pos + np.repeat(goff[:-1].astype(it), glens)] = True
     if np.count_nonzero(mark) != L: return None                        # an image twice in a row, or rows that differ
     isset = np.zeros(n, bool); isset[setrow[has]] = True
-    ct = np.int16 if np.count_nonzero(isset) < 2**15 - 2 else it       # a 2-byte table when it can be
-    code = (np.cumsum(isset) - 1).astype(ct)
-    sc = np.full(n, -2, ct); sc[has] = code[setrow[has]]
-    owner = np.full(top + 1, -1, ct); owner[gitem] = np.repeat(sc, glens)   # + a sentinel for the entries >= top
+    code = (np.cumsum(isset) - 1).astype(it)
+    sc = np.full(n, -2, it); sc[has] = code[setrow[has]]
     own8 = np.full(top + 1, 255, np.uint8); own8[gitem] = np.repeat((sc % 255).astype(np.uint8), glens)  # 255: no set
+    if np.count_nonzero(isset) <= 255 * 253:    # codes mod 255 and mod 253 tell every set apart: a second 1-byte table
+        ex = np.full(top + 1, 254, np.uint8); ex[gitem] = np.repeat((sc % 253).astype(np.uint8), glens)
+    else: ex = np.full(top + 1, -1, it); ex[gitem] = np.repeat(sc, glens)
     win[gitem] = pos                                                   # (read for hits only)
-    return sc, owner, win, own8
+    m = int(glens.max(initial=0))
+    return sc, own8, ex, win.astype(np.uint8 if m <= 256 else np.uint16 if m <= 65536 else it)
 
-def _set_sums(r, glens, qs, owner, pos, own8, step_entries=1 << 19):
-    """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `owner` image -> set code,
-    `pos` image -> position in its set, `own8` image -> set code mod 255. Per entry, one gather from the 1-byte
-    table (it stays in the CPU cache) and one compare; the few candidates of another set with the same residue are
-    dropped by the exact table."""
+def _set_sums(r, glens, qs, own8, ex, pos, step_entries=1 << 19):
+    """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `own8` image -> set code
+    mod 255, `ex` image -> set code mod 253 (or the code), `pos` image -> position in its set. Per entry, one gather
+    from the 1-byte table (it stays in the CPU cache) and one compare; the few candidates of another set with the
+    same residue are dropped by the second table (two residues tell up to 64,515 sets apart)."""
     nq, ncol = r.shape
     goff = np.zeros(nq + 1, np.int64); np.cumsum(glens, out=goff[1:])
     qs8 = np.where(qs >= 0, qs % 255, 254).astype(np.uint8)          # (a query without ground truth: checked below)
+    qx = np.where(qs >= 0, qs % 253, 255).astype(np.uint8) if ex.dtype == np.uint8 else qs   # (255, -2: never an image's)
     step = max(1, step_entries // max(ncol, 1))
     tb = np.empty(step * ncol, np.uint8); cb = np.empty(step * ncol, bool)
     sums = np.zeros(nq)
@@ -530,9 +533,9 @@ def _set_sums(r, glens, qs, owner, pos, own8, step_entries=1 << 19):
         if item.min() < 0:                                             # clipped to image 0: not a hit
             nn = item >= 0; ci, item = ci[nn], item[nn]
         gl, p = np.divmod(ci, ncol)
-        ok = owner[item] == qs[s:e][gl]                                # exact: the image's set is the query's
+        ok = ex[item] == qx[s:e][gl]                                   # exact: the image's set is the query's
         if not ok.all(): gl, p, item = gl[ok], p[ok], item[ok]
-        hp = pos[item].astype(np.int64); hp += (goff[s:e] - goff[s])[gl]   # the (query, image) pair: repeats share it
+        hp = (goff[s:e] - goff[s])[gl]; hp += pos[item]                # the (query, image) pair: repeats share it
         c = np.bincount(hp, minlength=int(goff[e] - goff[s]))
         if c.max(initial=0) > 1:                                       # a repeated image counts once, at its first rank
             d = np.flatnonzero(c[hp] > 1)
@@ -582,8 +585,8 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     L = int(glens.sum())
     dense = top <= 4 * (r.size + L) and top.bit_length() + nq.bit_length() < 62
     if dense and (sets := _disjoint_sets(dlens, ditem, top, probe=rows is None)) is not None:
-        sc, owner, pos, own8 = sets            # each image relevant to one set of queries: one owner table
-        return _map(ev | dict(sums=_set_sums(r, glens, sc if rows is None else sc[rows], owner, pos, own8)), k)
+        sc, own8, ex, pos = sets               # each image relevant to one set of queries: owner tables
+        return _map(ev | dict(sums=_set_sums(r, glens, sc if rows is None else sc[rows], own8, ex, pos)), k)
     if rows is None: gitem = ditem
     else:                                      # each query's own copy of its rows' images
         doff = np.cumsum(dlens) - dlens
