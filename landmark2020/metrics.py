@@ -491,26 +491,31 @@ def _disjoint_sets(glens, gitem, top, probe=True):
         if _disjoint_sets(glens[:m], gitem[:int(glens[:m].sum())], top, False) is None: return None
     goff = np.zeros(n + 1, np.int64); np.cumsum(glens, out=goff[1:])
     it = np.int32 if L < 2**31 - 1 else np.int64
-    grow = np.repeat(np.arange(n, dtype=it), glens)
-    win = np.full(top, -1, it); win[gitem] = np.arange(L, dtype=it)   # one pair per image wins (whichever)
-    w = win[gitem]; rep = grow[w]                                      # each pair's image -> the row of its winner
     has = glens > 0
-    setrow = np.zeros(n, it); setrow[has] = rep[goff[:-1][has]]
-    if not (rep == np.repeat(setrow, glens)).all(): return None        # a row whose images have several winner rows
-    if not (glens[setrow[has]] == glens[has]).all(): return None
-    pos = w - np.repeat(goff[:-1][setrow].astype(it), glens)           # each image's position in its winner row
-    mark = np.zeros(L, bool); mark[pos + np.repeat(goff[:-1].astype(it), glens)] = True
-    if np.count_nonzero(mark) != L: return None                        # an image twice in a row, or rows that differ
-    isset = np.zeros(n, bool); isset[setrow[has]] = True
-    code = (np.cumsum(isset) - 1).astype(it)
-    sc = np.full(n, -2, it); sc[has] = code[setrow[has]]
+    if (np.bincount(gitem, minlength=top)[gitem] == 1).all():         # every image listed once in all: one set per row
+        isset = has
+        sc = np.full(n, -2, it); sc[has] = np.arange(np.count_nonzero(has), dtype=it)
+        pos = np.arange(L, dtype=it) - np.repeat(goff[:-1].astype(it), glens)
+    else:                                                              # rows with equal sets (copies): group them
+        grow = np.repeat(np.arange(n, dtype=it), glens)
+        win = np.empty(top, it); win[gitem] = np.arange(L, dtype=it)  # one pair per image wins (whichever)
+        w = win[gitem]; rep = grow[w]                                  # each pair's image -> the row of its winner
+        setrow = np.zeros(n, it); setrow[has] = rep[goff[:-1][has]]
+        if not (rep == np.repeat(setrow, glens)).all(): return None    # a row whose images have several winner rows
+        if not (glens[setrow[has]] == glens[has]).all(): return None
+        pos = w - np.repeat(goff[:-1][setrow].astype(it), glens)       # each image's position in its winner row
+        mark = np.zeros(L, bool); mark[pos + np.repeat(goff[:-1].astype(it), glens)] = True
+        if np.count_nonzero(mark) != L: return None                    # an image twice in a row, or rows that differ
+        isset = np.zeros(n, bool); isset[setrow[has]] = True
+        code = (np.cumsum(isset) - 1).astype(it)
+        sc = np.full(n, -2, it); sc[has] = code[setrow[has]]
     own8 = np.full(top + 1, 255, np.uint8); own8[gitem] = np.repeat((sc % 255).astype(np.uint8), glens)  # 255: no set
     if np.count_nonzero(isset) <= 255 * 253:    # codes mod 255 and mod 253 tell every set apart: a second 1-byte table
         ex = np.full(top + 1, 254, np.uint8); ex[gitem] = np.repeat((sc % 253).astype(np.uint8), glens)
     else: ex = np.full(top + 1, -1, it); ex[gitem] = np.repeat(sc, glens)
-    win[gitem] = pos                                                   # (read for hits only)
     m = int(glens.max(initial=0))
-    return sc, own8, ex, win.astype(np.uint8 if m <= 256 else np.uint16 if m <= 65536 else it)
+    table = np.empty(top, np.uint8 if m <= 256 else np.uint16 if m <= 65536 else it); table[gitem] = pos   # (read for hits only)
+    return sc, own8, ex, table
 
 def _set_sums(r, glens, qs, own8, ex, pos, step_entries=1 << 19):
     """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `own8` image -> set code
