@@ -50,7 +50,7 @@ class DataConfig:
     sampler: Literal['random','balanced','gld'] = 'random'  # gld = 2021 continent-aware, clean/noisy mix
     clean_frac: float = 0.66       # gld sampler: share of clean images within each continent
     continents: dict = field(default_factory=lambda: dict(_CONTINENTS))  # gld sampler: continent ratios
-    augment: Literal['none','soft','middle','flip_pad_crop_erase'] = 'soft'
+    augment: Literal['none','soft','middle','flip_pad_crop_erase','shift_scale_rotate_cutout'] = 'soft'
     draft: bool = True             # reduced-size JPEG decode (connector.open_image)
     batch_size: int = 32           # global batch (split over DDP processes)
     workers: int = 0               # DataLoader worker processes
@@ -268,7 +268,7 @@ def pad_for(size:int) -> int:
     "The 2021 padding for a training size (10, 15, 18, 20 px at 256, 384, 448, 512)."
     return int(round(size * 0.039))
 
-AUGMENTS = ('none', 'soft', 'middle', 'flip_pad_crop_erase')
+AUGMENTS = ('none', 'soft', 'middle', 'flip_pad_crop_erase', 'shift_scale_rotate_cutout')
 
 def make_transform(preset:str, w:int, h:int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
     "PIL image -> normalised CHW float tensor of size (h, w) with augmentation `preset` (one of `AUGMENTS`)."
@@ -281,6 +281,10 @@ def make_transform(preset:str, w:int, h:int, mean=(0.485, 0.456, 0.406), std=(0.
     if preset == 'middle':
         return T.Compose([resize, T.RandomAffine(0, shear=4), T.ToTensor(), T.ColorJitter(brightness=0.1, contrast=0.1),
                           RandomCropThenScale(0.3), norm])
+    if preset == 'shift_scale_rotate_cutout':
+        return T.Compose([resize, T.RandomHorizontalFlip(0.5),
+                          T.RandomApply([T.RandomAffine(10, translate=(0.2, 0.2), scale=(0.8, 1.2))], p=0.7), T.ToTensor(),
+                          T.RandomErasing(p=0.5, scale=(0.16, 0.16), ratio=(1.0, 1.0), value=0), norm])
     return T.Compose([resize, T.RandomHorizontalFlip(0.5), T.Pad(pad_for(min(w, h))), T.RandomCrop((h, w)), T.ToTensor(),
                       norm, T.RandomErasing(p=1.0, scale=(0.02, 0.2), ratio=(0.3, 3.3), value=0)])
 
