@@ -28,8 +28,9 @@ _LUT2[(_h[:, None] | (_h[None, :] << 8)).ravel()] = ((_LUT[_h][:, None] << 4) | 
 def _hex16(u):
     "`(keys, ok)` of a C-contiguous `(n, 16)` uint8 array of id characters: one lookup per character pair."
     r = _LUT2[u.view('<u2')]
-    ok = r.max(1) < 256 if len(r) else np.ones(0, bool)
-    if not ok.all(): r = np.where(ok[:, None], r, 0)
+    if not len(r) or r.max() < 256: ok = np.ones(len(r), bool)     # (one contiguous max; per row only on bad ids)
+    else:
+        ok = r.max(1) < 256; r = np.where(ok[:, None], r, 0)
     return r.astype(np.uint8).view('>u8').ravel().astype(np.uint64), ok
 
 def _hex_keys(ids):
@@ -242,7 +243,7 @@ def _rec_eval(predictions, solution, full:bool=False):
         drop = np.isin(np.asarray(ids, dtype=object), ignored)
         ids, lm, sc = ids[~drop], lm[~drop], sc[~drop]
     if not full and isinstance(solution, dict) and not len(ignored) and len(ids) == len(sids):
-        try: same = bool((ids == sids).all())                           # predictions in the solution's order:
+        try: same = bool(len(ids) and ids[0] == sids[0] and ids[-1] == sids[-1] and (ids == sids).all())   # in order:
         except (TypeError, ValueError): same = False                    # no join (a dict's ids are unique), and
         if same:                                                        # the id order only if two scores tie
             correct = _is_in_lists(np.arange(len(ids)), lm, lens, flat)
