@@ -346,6 +346,13 @@ def _ret_predictions(predictions):
     lens, flat = _cells_to_csr(cells)
     return np.asarray(qids, dtype=object), lens, flat
 
+def _entries(lens):
+    "`(row, rank)` of each entry of CSR rows with lengths `lens` (rows of one length: a repeat and a tile)."
+    if len(lens) and (lens == lens[0]).all():
+        return np.repeat(np.arange(len(lens)), int(lens[0])), np.tile(np.arange(int(lens[0])), len(lens))
+    eq = np.repeat(np.arange(len(lens)), lens)
+    return eq, np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
+
 def _ret_eval(predictions, solution, k):
     "Everything the retrieval metrics need, from in-memory predictions and solution."
     qids, lens, flat = _ret_predictions(predictions)
@@ -366,8 +373,7 @@ def _ret_eval(predictions, solution, k):
     eitem = np.asarray(flat, dtype=np.int64) if ints else flat
     gitem = gflat if isinstance(gflat, np.ndarray) and gflat.dtype.kind in 'iu' and ints else np.asarray(gflat, dtype=object)
     if not ints and isinstance(eitem, list): eitem = np.asarray(eitem, dtype=object)
-    eq = np.repeat(np.arange(len(qids)), lens)
-    epos = np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
+    eq, epos = _entries(lens)
     if not ints:   # ids (strings): one C hash lookup per entry gives dense codes; entries relevant to no query go at once
         (ek, eok), (gk_, gok) = _hex_keys(eitem), _hex_keys(gitem)
         if eok.all() and gok.all():                     # GLDv2 ids: uint64 keys, a uint64 hash table
@@ -390,8 +396,7 @@ def _ret_eval_keys(qids, lens, pkeys, sids, glens, gkeys, k):
     "`_ret_eval` from CSR rows of uint64 index-id keys (what the file readers produce): no Python object per entry."
     qk, sk = _encode(qids, sids)
     rows = _locate(qk, _argsort_unique(qk, qids, 'predictions'), sk, qids, sids)
-    eq = np.repeat(np.arange(len(qids)), lens)
-    epos = np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
+    eq, epos = _entries(lens)
     if len(epos) and epos.max() >= k:
         keep = epos < k; eq, epos, pkeys = eq[keep], epos[keep], pkeys[keep]
     uniq, gcode = np.unique(gkeys, return_inverse=True)       # dense codes for the index ids any query needs
