@@ -93,6 +93,9 @@ def _cells_to_csr(cells, item=None):
     types = set(map(type, cells))
     if types <= {list, tuple, np.ndarray}:
         lens = np.fromiter(map(len, cells), np.int64, len(cells))
+        first = next((c[0] for c in cells if len(c)), None)
+        if isinstance(first, str):         # ids as text: straight into an object array (no list in between)
+            return lens, np.fromiter(itertools.chain.from_iterable(cells), object, int(lens.sum()))
         return lens, list(itertools.chain.from_iterable(cells))
     if types <= {str}:
         lists = [c.split() for c in cells]
