@@ -53,9 +53,9 @@ class DemoConfig:
     data_dir: str = 'data'                 # the toy dataset and the Debian cache live here (reused)
     sources: str = 'deb'                   # 'deb' (41 landmarks, needs apt-get) or 'pip' (8 landmarks, too easy)
     fallback: bool = True                  # no apt-get / download failed: warn and use 'pip' (False: stop with the error)
-    strength: float = 3.0                  # how hard the views are (connector.make_toy_gldv2)
+    strength: float = 3.5                  # how hard the views are (connector.make_toy_gldv2)
     seed: int = 0
-    toy: dict = field(default_factory=lambda: dict(n_train=10, n_index=3, n_test=3))   # more make_toy_gldv2 kwargs
+    toy: dict = field(default_factory=lambda: dict(n_train=20, n_index=3, n_test=3, views='shared'))   # more make_toy_gldv2 kwargs
     config: str = 'configs/demo.yaml'      # the training config (owned by the train module)
     train: list = field(default_factory=list)     # key=value overrides for the training config
     predict: list = field(default_factory=list)   # key=value overrides for inference.PredictConfig
@@ -90,13 +90,11 @@ def demo_data(c:DemoConfig):
 # %% ../nbs/08_demo.ipynb #22d00050
 def pretrained_baseline(arch:str='tf_efficientnet_lite0', pretrained='efficientnet_lite0_imagenet', **kwargs):
     "A `LandmarkModel` whose `embed` is the pretrained backbone's L2-normalised GeM descriptor (identity neck)."
-    import timm, torch
+    import timm
     from landmark2020.model import create_landmark_model
     width = timm.create_model(arch, pretrained=False, num_classes=0).num_features
-    m = create_landmark_model(arch, n_classes=1, emb_dim=width, pretrained=pretrained, gem_trainable=False, **kwargs)
-    with torch.no_grad():
-        m.neck.fc.weight.copy_(torch.eye(width)); m.neck.fc.bias.zero_()
-    return m.eval()
+    return create_landmark_model(arch, n_classes=1, emb_dim=width, pretrained=pretrained, gem_trainable=False,
+                                 neck_init='identity', **kwargs).eval()
 
 # %% ../nbs/08_demo.ipynb #1440a796
 def _predict_config(c:DemoConfig, overrides=()):
