@@ -68,7 +68,7 @@ class ModelConfig:
     kwargs: dict = field(default_factory=dict)        # extra `create_landmark_model` arguments (dropout, p, ...)
     freeze_bn: bool = False        # freeze every BatchNorm (final high-resolution stage)
     neck_init: Literal['xavier','identity'] = 'xavier'   # identity: the first embedding is the pretrained descriptor (emb_dim = backbone width)
-    imprint: bool = False          # start the head from the class means of the training embeddings (weight imprinting)
+    imprint: bool = False          # start the head from the class means of the training embeddings (weight imprinting; every class, also rows copied by init_from)
     sync_bn: bool = False          # SyncBatchNorm under DDP (CUDA only)
 
 @dataclass
