@@ -231,9 +231,10 @@ class LandmarkBatchSampler(torch.utils.data.Sampler):
         if len(b) == self.batch_size * self.world: return b[self.rank*self.batch_size:(self.rank+1)*self.batch_size]
         return b[self.rank::self.world]   # a short last batch (evaluation only)
 
-    def __iter__(self):
-        for b in self.global_batches(self.epoch)[self.skip:]: yield self._rank_slice(b)
-    def __len__(self): return max(0, len(self.global_batches(self.epoch)) - self.skip)
+    def __iter__(self):   # (a short last batch may leave a rank nothing: it gets no batch, not an empty one)
+        for b in self.global_batches(self.epoch)[self.skip:]:
+            if (s := self._rank_slice(b)): yield s
+    def __len__(self): return sum(1 for b in self.global_batches(self.epoch)[self.skip:] if self._rank_slice(b))
 
 # %% ../nbs/05_train.ipynb #ee71d1ce
 def _r32(x): return max(32, int(round(x / 32)) * 32)
