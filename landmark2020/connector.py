@@ -330,7 +330,7 @@ def _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noi
         if lm['kind'] == 'unclean': continue
         for k in range(n_noisy): add('train', lm, k, idis[int(rng.integers(len(idis)))], None, 'noisy', lm['landmark_id'])
         for k in range(n_index): add('index', lm, k, *db[k % len(db)], 'db', lm['index_landmark_id'])
-        for k in range(n_test): add('test', lm, k, *q[(k + 1) % len(q)], 'query', lm['landmark_id'])
+        for k in range(n_test): add('test', lm, k, *q[(k + 1) % len(q)], 'query', lm['landmark_id'])   # (shared: start one view on)
     for d in dis:
         for k in range(n_distractor_index): add('index', d, k, d['sources'][0], None, 'distractor', d['index_landmark_id'])
     for k_ in tdis:

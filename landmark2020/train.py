@@ -724,7 +724,7 @@ def make_learner(cfg:TrainConfig, model, dls, gallery_dl, run, rank:int=0, world
     ev = EmbeddingEval(gallery_dl, k=100, active=rank == 0)
     metrics = [GAPMetric(ev), MAPMetric(ev)] if len(dls.valid) else []
     cbs = [TrainState(ck.get('step', 0), ck.get('epoch', -1) if ck.get('epoch_iter') else -1, ck.get('epoch_iter', 0)),
-           MarginLabels(), WarmupCosine(o.lr, total, warm, o.warmup_init, o.lr_min, split and (1.0, o.head_lr_mult)), NonFiniteStop(),
+           MarginLabels(), WarmupCosine(o.lr, total, warm, o.warmup_init, o.lr_min, (1.0, o.head_lr_mult) if split else None), NonFiniteStop(),
            AmpClip(amp_dtype(o.precision, dev), o.clip, dev.type),
            Checkpointer(run, cfg, cfg.ckpt_every, ck.get('history'), ck.get('iter_losses'), dls.unreadable, write=rank == 0,
                         smooth=ck.get('smooth_loss'))]
