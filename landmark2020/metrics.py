@@ -25,13 +25,19 @@ _LUT2 = np.full(1 << 16, 256, np.uint16)          # two hex characters (a little
 _h = np.flatnonzero(_LUT < 16)
 _LUT2[(_h[:, None] | (_h[None, :] << 8)).ravel()] = ((_LUT[_h][:, None] << 4) | _LUT[_h][None, :]).ravel()
 
+_BLOCK = 1 << 14    # rows per block: temporaries this small stay in the CPU cache (whole-array passes were 4x slower)
+
 def _hex16(u):
-    "`(keys, ok)` of a C-contiguous `(n, 16)` uint8 array of id characters: one lookup per character pair."
-    r = _LUT2[u.view('<u2')]
-    if not len(r) or r.max() < 256: ok = np.ones(len(r), bool)     # (one contiguous max; per row only on bad ids)
-    else:
-        ok = r.max(1) < 256; r = np.where(ok[:, None], r, 0)
-    return r.astype(np.uint8).view('>u8').ravel().astype(np.uint64), ok
+    """`(keys, ok)` of an `(n, >= 16)` uint8 array whose first 16 columns are id characters (a strided view of a file
+    is fine): one lookup per character pair, in cache-sized blocks of rows."""
+    n = len(u); keys = np.empty(n, np.uint64); ok = np.ones(n, bool)
+    for s in range(0, n, _BLOCK):                      # a loop over blocks of rows, not over ids
+        b = np.ascontiguousarray(u[s:s + _BLOCK, :16])
+        r = _LUT2[b.view('<u2')]
+        if r.max() >= 256:                             # (per row only on bad ids)
+            bad = r.max(1) >= 256; ok[s:s + len(b)] = ~bad; r[bad] = 0
+        keys[s:s + len(b)] = r.astype(np.uint8).view('>u8').ravel()
+    return keys, ok
 
 def _hex_keys(ids):
     "`(keys, ok)`: uint64 keys of 16-lowercase-hex ids (numeric order = string order) and the mask of valid ids."
@@ -45,7 +51,7 @@ def _hex_keys(ids):
         if ok.any():
             k2, ok2 = _hex_keys(a[ok]); keys[ok] = k2; ok[np.flatnonzero(ok)[~ok2]] = False
         return keys, ok
-    keys, ok = _hex16(np.ascontiguousarray(u[:, :16]))
+    keys, ok = _hex16(u)
     if u[:, 16].any(): ok &= u[:, 16] == 0                                  # 17 characters or more
     if a.dtype == object and pd.api.types.infer_dtype(a, skipna=False) != 'string':
         ok &= np.fromiter((isinstance(x, str) for x in a), bool, n)   # ints, bytes, None: not ids
@@ -54,7 +60,7 @@ def _hex_keys(ids):
 
 def _hex_keys_bytes(u):
     "`_hex_keys` of an `(n, 16)` uint8 array of id bytes (e.g. a pyarrow string buffer, no Python strings)."
-    return _hex16(np.ascontiguousarray(u))
+    return _hex16(u)
 
 # %% ../nbs/02_metrics.ipynb #6052e57f
 def _encode(*arrays):
@@ -340,14 +346,12 @@ def _ap_parts(eq, epos, erow, eitem, grow, gitem, nrows, nq, k, gh=None):
 
 # %% ../nbs/02_metrics.ipynb #2b638cee
 def _ret_predictions(predictions):
-    "`(query ids, lens, flat index ids)` of retrieval predictions."
-    if isinstance(predictions, dict): qids, cells = list(predictions.keys()), list(predictions.values())
-    elif isinstance(predictions, pd.DataFrame) and {'id', 'images'} <= set(predictions.columns):
-        qids, cells = predictions['id'].tolist(), predictions['images'].tolist()
-    else: raise LandmarkError("retrieval predictions must be a DataFrame with columns id, images or a dict "
-                              f"query id -> list of index ids, got {type(predictions).__name__}")
-    lens, flat = _cells_to_csr(cells)
-    return np.asarray(qids, dtype=object), lens, flat
+    "`(query ids, cells)` of retrieval predictions (cells: list-likes, space-separated text, scalars or missing)."
+    if isinstance(predictions, dict): return np.fromiter(predictions, object, len(predictions)), list(predictions.values())
+    if isinstance(predictions, pd.DataFrame) and {'id', 'images'} <= set(predictions.columns):
+        return predictions['id'].to_numpy(dtype=object), predictions['images'].tolist()
+    raise LandmarkError("retrieval predictions must be a DataFrame with columns id, images or a dict "
+                        f"query id -> list of index ids, got {type(predictions).__name__}")
 
 def _entries(lens):
     "`(row, rank)` of each entry of CSR rows with lengths `lens` (rows of one length: a repeat and a tile)."
@@ -356,58 +360,73 @@ def _entries(lens):
     eq = np.repeat(np.arange(len(lens)), lens)
     return eq, np.arange(len(eq)) - np.repeat(np.cumsum(lens) - lens, lens)
 
+def _as_lists(cells):
+    "Each cell as a list (the cells themselves when they are all lists)."
+    if set(map(type, cells)) <= {list}: return cells
+    lens, flat = _cells_to_csr(cells)
+    it = iter(flat.tolist() if isinstance(flat, np.ndarray) else flat)
+    return [list(itertools.islice(it, n)) for n in lens.tolist()]
+
+def _object_hits(cells, rows, gsets, k):
+    """`(query, rank)` of every first occurrence of a relevant id in the first `k` of each query's list. A loop over
+    queries, not over entries: per query one C-level set intersection, then `list.index` for each distinct hit
+    (the first occurrence: a repeat keeps its slot but does not count)."""
+    gq, gp = [], []
+    for j, (c, r) in enumerate(zip(cells, rows.tolist())):
+        rel = gsets[r]
+        if not rel or not c: continue
+        if len(c) > k: c = c[:k]
+        common = rel.intersection(c)
+        if common:
+            gp.extend(map(c.index, common)); gq.extend([j] * len(common))
+    g, p = np.asarray(gq, np.int64), np.asarray(gp, np.int64)
+    o = np.lexsort((p, g))
+    return g[o], p[o]
+
 def _ret_eval(predictions, solution, k):
     "Everything the retrieval metrics need, from in-memory predictions and solution."
-    qids, lens, flat = _ret_predictions(predictions)
+    qids, cells = _ret_predictions(predictions)
     sids, glens, gflat, ignored = _solution_csr(solution, 'retrieval')
     if len(ignored) and len(qids):
-        drop = np.isin(qids, ignored)
-        if drop.any():
-            flat = np.asarray(flat, dtype=object)[np.repeat(~drop, lens)]
-            qids, lens = qids[~drop], lens[~drop]
+        keep = ~np.isin(qids, ignored)
+        if not keep.all(): qids, cells = qids[keep], [c for c, kp in zip(cells, keep.tolist()) if kp]
     qk, sk = _encode(qids, sids)
     rows = _locate(qk, _argsort_unique(qk, qids, 'predictions'), sk, qids, sids)
-    if len(lens) and lens.max() > k:   # cut at k before anything else (per query, not per entry)
-        starts = np.cumsum(lens) - lens
-        keep = np.arange(len(flat)) - np.repeat(starts, lens) < k
-        flat = np.asarray(flat, dtype=object)[keep] if not isinstance(flat, np.ndarray) else flat[keep]
-        lens = np.minimum(lens, k)
-    ints = len(flat) and isinstance(flat, list) and set(map(type, flat[:1000])) <= {int} and set(map(type, flat)) <= {int}
-    eitem = np.asarray(flat, dtype=np.int64) if ints else flat
-    gitem = gflat if isinstance(gflat, np.ndarray) and gflat.dtype.kind in 'iu' and ints else np.asarray(gflat, dtype=object)
-    if not ints and isinstance(eitem, list): eitem = np.asarray(eitem, dtype=object)
-    eq, epos = _entries(lens)
-    if not ints:   # ids (strings): one C hash lookup per entry gives dense codes; entries relevant to no query go at once
-        (ek, eok), (gk_, gok) = _hex_keys(eitem), _hex_keys(gitem)
-        if eok.all() and gok.all():                     # GLDv2 ids: uint64 keys, a uint64 hash table
-            uniq, gcode = np.unique(gk_, return_inverse=True)
-            ecode = pd.Index(uniq).get_indexer(ek) if len(uniq) else np.full(len(eitem), -1)
-        else:
-            gcode, uniq = pd.factorize(np.asarray(gitem, dtype=object))
-            ecode = pd.Index(uniq, dtype=object).get_indexer(np.asarray(eitem, dtype=object)) if len(uniq) else np.full(len(eitem), -1)
-        sel = ecode >= 0
-        eq, epos, eitem, gitem = eq[sel], epos[sel], ecode[sel].astype(np.int64), gcode.astype(np.int64)
-    gh = _item_hashes(gitem)
-    grow = np.repeat(np.arange(len(sids)), glens)
-    if len(gh) > 1 and (d := pd.DataFrame({'r': grow, 'h': gh}).duplicated().to_numpy()).any():
-        exact = pd.DataFrame({'r': grow, 'i': gitem}).duplicated().to_numpy()
-        if exact.any(): raise LandmarkError(f"solution: query {sids[grow[exact][0]]!r} lists an index image twice")
-    sums, g, p = _ap_parts(eq, epos, rows[eq], eitem, grow, gitem, len(sids), len(qids), k, gh=gh)
+    ints = None
+    if len(gflat) and isinstance(gflat, np.ndarray) and gflat.dtype.kind in 'iu':   # index positions: ints on both sides?
+        lens, flat = _cells_to_csr(cells)
+        if set(map(type, flat)) <= {int, np.int64, np.int32, np.uint32, np.uint64}: ints = np.asarray(flat, dtype=np.int64)
+    if ints is not None:   # the array core, as map_at_k_arrays
+        sums, g, p = _csr_sums(lens, ints, rows, glens, gflat.astype(np.int64), k)
+    else:                  # ids (any hashable): one small set per solution row, hits by C-level set operations per query
+        gl = gflat.tolist() if isinstance(gflat, np.ndarray) else list(gflat)
+        goff = np.r_[0, np.cumsum(glens)].tolist()
+        gsets = [set(gl[s:e]) for s, e in zip(goff[:-1], goff[1:])]
+        dup = np.flatnonzero(np.fromiter(map(len, gsets), np.int64, len(gsets)) != glens)
+        if dup.size: raise LandmarkError(f"solution: query {sids[dup[0]]!r} lists an index image twice")
+        g, p = _object_hits(_as_lists(cells), rows, gsets, k)
+        cnt = np.bincount(g, minlength=len(qids))
+        nc = np.arange(1, len(g) + 1, dtype=np.float64) - (np.cumsum(cnt) - cnt)[g]
+        sums = np.bincount(g, weights=nc / (p + 1), minlength=len(qids))
     return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()), rows=rows, glens=glens)
+
+def _csr_sums(lens, items, rows, glens, gitem, k):
+    """`(sums, hit query, hit rank)` of CSR prediction rows of integer items (< 0: relevant to nothing) against CSR
+    ground truth (`rows`: each prediction row's ground-truth row): one `(queries, longest)` matrix, padded with -1."""
+    n = int(lens.max(initial=0))
+    if len(lens) and (lens == n).all(): r = items.reshape(len(lens), n)
+    else:
+        eq, epos = _entries(lens)
+        r = np.full((len(lens), n), -1, np.int64); r[eq, epos] = items
+    return _ranked_sums(r[:, :k], glens, gitem, rows, hits=True)
 
 def _ret_eval_keys(qids, lens, pkeys, sids, glens, gkeys, k):
     "`_ret_eval` from CSR rows of uint64 index-id keys (what the file readers produce): no Python object per entry."
     qk, sk = _encode(qids, sids)
     rows = _locate(qk, _argsort_unique(qk, qids, 'predictions'), sk, qids, sids)
-    eq, epos = _entries(lens)
-    if len(epos) and epos.max() >= k:
-        keep = epos < k; eq, epos, pkeys = eq[keep], epos[keep], pkeys[keep]
     uniq, gcode = np.unique(gkeys, return_inverse=True)       # dense codes for the index ids any query needs
-    pos = pd.Index(uniq).get_indexer(pkeys) if len(uniq) else np.full(len(pkeys), -1)   # a uint64 hash table
-    found = pos >= 0
-    grow = np.repeat(np.arange(len(sids)), glens)
-    sums, g, p = _ap_parts(eq[found], epos[found], rows[eq[found]], pos[found].astype(np.int64), grow, gcode.astype(np.int64),
-                           len(sids), len(qids), k)
+    code = pd.Index(uniq).get_indexer(pkeys) if len(uniq) else np.full(len(pkeys), -1)   # a uint64 hash table
+    sums, g, p = _csr_sums(lens, code.astype(np.int64, copy=False), rows, glens, gcode.astype(np.int64).ravel(), k)
     return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()), rows=rows, glens=glens)
 
 def _map(ev, k):
@@ -429,7 +448,7 @@ def precision_at_k(predictions, solution, ks=(1, 5, 10, 100)) -> dict:
     return _precisions(_ret_eval(predictions, solution, max(ks)), ks)
 
 # %% ../nbs/02_metrics.ipynb #1bd573c4
-def _dense_sums(r, nq, glens, gitem, top):
+def _dense_sums(r, nq, glens, gitem, top, hits=False):
     """Per-query AP sums for dense positions (`top` bounds the relevant ones), in blocks of rows. Per block, a table
     over positions holds the block-local row (+1) of the one row listing the image, or `multi` where several do: one
     2-byte gather and one compare per entry are exact, and only entries of multi images take a sorted-key lookup."""
@@ -477,7 +496,7 @@ def _dense_sums(r, nq, glens, gitem, top):
         if not ok.all(): ci, pid = ci[ok], pid[ok]
         crow = ci // ncol
         gs.append(crow + s); ps.append(ci - crow * ncol); pids.append(pid)
-    if not gs: return np.zeros(nq)
+    if not gs: return (np.zeros(nq), np.zeros(0, np.int64), np.zeros(0, np.int64)) if hits else np.zeros(nq)
     g, p, pid = np.concatenate(gs), np.concatenate(ps), np.concatenate(pids)
     mark = np.zeros(moff, bool); mark[pid] = True
     if np.count_nonzero(mark) != len(pid):                     # a repeated image counts once, at its first rank
@@ -487,7 +506,8 @@ def _dense_sums(r, nq, glens, gitem, top):
         g, p = g[keep], p[keep]
     cnt = np.bincount(g, minlength=nq)
     n_correct = np.arange(len(g)) - (np.cumsum(cnt) - cnt)[g] + 1
-    return np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
+    sums = np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
+    return (sums, g, p) if hits else sums
 
 def _disjoint_sets(glens, gitem, top, probe=True):
     """`(set code per row, image -> set code mod 255, image -> set code mod 253 (or the code), image -> position in
@@ -526,7 +546,7 @@ def _disjoint_sets(glens, gitem, top, probe=True):
     table = np.empty(top, np.uint8 if m <= 256 else np.uint16 if m <= 65536 else it); table[gitem] = pos   # (read for hits only)
     return sc, own8, ex, table
 
-def _set_sums(r, glens, qs, own8, ex, pos, step_entries=1 << 19):
+def _set_sums(r, glens, qs, own8, ex, pos, step_entries=1 << 19, hits=False):
     """Per-query AP sums for disjoint sets (`_disjoint_sets`): `qs` each query's set code, `own8` image -> set code
     mod 255, `ex` image -> set code mod 253 (or the code), `pos` image -> position in its set. Per entry, one gather
     from the 1-byte table (it stays in the CPU cache) and one compare; the few candidates of another set with the
@@ -537,7 +557,7 @@ def _set_sums(r, glens, qs, own8, ex, pos, step_entries=1 << 19):
     qx = np.where(qs >= 0, qs % 253, 255).astype(np.uint8) if ex.dtype == np.uint8 else qs   # (255, -2: never an image's)
     step = max(1, step_entries // max(ncol, 1))
     tb = np.empty(step * ncol, np.uint8); cb = np.empty(step * ncol, bool)
-    sums = np.zeros(nq)
+    sums = np.zeros(nq); gs, ps = [], []
     for s in range(0, nq, step):                                       # a loop over blocks of rows, not over entries
         e = min(nq, s + step); n = (e - s) * ncol; rb = r[s:e]
         t = np.take(own8, rb, mode='clip', out=tb[:n].reshape(e - s, ncol))
@@ -560,7 +580,9 @@ def _set_sums(r, glens, qs, own8, ex, pos, step_entries=1 << 19):
         nc = np.arange(1, len(gl) + 1, dtype=np.float64); nc -= (np.cumsum(cnt) - cnt)[gl]
         nc /= p + 1
         sums[s:e] = np.bincount(gl, weights=nc, minlength=e - s)
-    return sums
+        if hits: gs.append(gl + s); ps.append(p)
+    if not hits: return sums
+    return (sums, np.concatenate(gs), np.concatenate(ps)) if gs else (sums, np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 def _gt_rows(gt):
     "`(lens, items, rows)` of the ground truth: each distinct object once (`rows`: each query's row; None: one row per query)."
@@ -592,31 +614,38 @@ def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     glens = dlens if rows is None else dlens[rows]
     if len(glens) != nq: raise LandmarkError(f"map_at_k_arrays: {nq} ranked rows but {len(glens)} ground-truth rows")
     if len(ditem) and ditem.min() < 0: raise LandmarkError("map_at_k_arrays: ground-truth positions must be >= 0")
-    r = ranked[:, :k]
     ev = dict(m=glens, n_queries=int((glens > 0).sum()))
-    if not r.size or not len(ditem): return _map(ev | dict(sums=np.zeros(nq)), k)
+    return _map(ev | dict(sums=_ranked_sums(ranked[:, :k], dlens, ditem, rows)), k)
+
+def _ranked_sums(r, dlens, ditem, rows=None, hits=False):
+    """Per-query AP sums (and, with `hits`, the hits' query and 0-based rank) of a `(Q, n)` matrix of ranked integer
+    items `r` (< 0: an empty slot) against distinct ground-truth rows `dlens`/`ditem` (CSR, items >= 0); `rows`: each
+    query's ground-truth row (None: row q for query q). Picks the owner tables for disjoint sets, the block tables for
+    dense items, sorted pair keys otherwise."""
+    nq = r.shape[0]
+    glens = dlens if rows is None else dlens[rows]
+    none = (np.zeros(nq), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if not r.size or not len(ditem): return none if hits else none[0]
     top = int(ditem.max()) + 1                 # entries < 0 or >= top are relevant to no query
     L = int(glens.sum())
     dense = top <= 4 * (r.size + L) and top.bit_length() + nq.bit_length() < 62
     if dense and (sets := _disjoint_sets(dlens, ditem, top, probe=rows is None)) is not None:
         sc, own8, ex, pos = sets               # each image relevant to one set of queries: owner tables
-        return _map(ev | dict(sums=_set_sums(r, glens, sc if rows is None else sc[rows], own8, ex, pos)), k)
+        return _set_sums(r, glens, sc if rows is None else sc[rows], own8, ex, pos, hits=hits)
     if rows is None: gitem = ditem
     else:                                      # each query's own copy of its rows' images
         doff = np.cumsum(dlens) - dlens
         gitem = ditem[np.repeat(doff[rows] - (np.cumsum(glens) - glens), glens) + np.arange(L)]
-    if dense: sums = _dense_sums(r, nq, glens, gitem, top)
-    else:
-        grow = np.repeat(np.arange(nq), glens)
-        gk = np.sort(grow * np.int64(top) + gitem)
-        if len(gk) > 1 and (gk[1:] == gk[:-1]).any():
-            raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
-        valid = r >= 0
-        eq = np.repeat(np.arange(nq), valid.sum(1))
-        epos = np.broadcast_to(np.arange(r.shape[1]), r.shape)[valid]
-        sums, g, p = _ap_parts(eq, epos, eq, r[valid].astype(np.int64), grow, gitem, nq, nq, k)
-    return _map(ev | dict(sums=sums), k)
-
+    if dense: return _dense_sums(r, nq, glens, gitem, top, hits=hits)
+    grow = np.repeat(np.arange(nq), glens)
+    gk = np.sort(grow * np.int64(top) + gitem)
+    if len(gk) > 1 and (gk[1:] == gk[:-1]).any():
+        raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
+    valid = r >= 0
+    eq = np.repeat(np.arange(nq), valid.sum(1))
+    epos = np.broadcast_to(np.arange(r.shape[1]), r.shape)[valid]
+    sums, g, p = _ap_parts(eq, epos, eq, r[valid].astype(np.int64), grow, gitem, nq, nq, r.shape[1])
+    return (sums, g, p) if hits else sums
 
 # %% ../nbs/02_metrics.ipynb #a476caaf
 class _Src:
@@ -624,7 +653,8 @@ class _Src:
     def __init__(self, where, unit, num): self.where, self.unit, self.num = where, unit, np.asarray(num)
     def __call__(self, i): return f"{self.where}, {self.unit} {self.num[i]}"
 
-def _read_text(path):
+def _read_bytes(path):
+    "A file's bytes, gzip undone; a clear error for a missing file, a directory or a corrupt gzip."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir(): raise LandmarkError(f"{path}: is a directory, expected a CSV file")
@@ -632,10 +662,36 @@ def _read_text(path):
     if raw[:2] == b'\x1f\x8b':
         try: raw = gzip_.decompress(raw)
         except (OSError, EOFError) as e: raise LandmarkError(f"{path}: corrupt gzip file ({e})") from None
+    return raw
+
+def _read_text(path, raw=None):
+    raw = _read_bytes(path) if raw is None else raw
     try: return raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b'\n') + 1
         raise LandmarkError(f"{path}, line {line}: not UTF-8 text ({e.reason})") from None
+
+_FIELD = 17    # a 16-character id and the one separator after it
+
+def _id_blocks(raw, header):
+    """Kaggle's own layout of id lists, read without splitting: after `header`, lines `id,id id ... id` of 16-hex ids,
+    LF line ends, no empty cell and no trailing space. Every field is then 16 characters and one separator, so the
+    body is a `(fields, 17)` byte matrix: the separators are one column, the ids are decoded in place and no Python
+    string is made per listed id. `(row ids, lens, listed ids' uint64 keys)`, or None for any other layout (the careful
+    reader then reads the file and names any bad line). The checks below admit exactly that layout: each field is 16 hex
+    characters; the first field of the file and of every line ends with ',', all others with ' ' or the line's '\n'."""
+    h = header.encode() + b'\n'
+    if not raw.startswith(h) or len(raw) == len(h) or (len(raw) - len(h)) % _FIELD: return None
+    a = np.frombuffer(raw, np.uint8, offset=len(h)).reshape(-1, _FIELD)
+    sep = a[:, 16]
+    first, end = sep == 44, sep == 10                    # ',' ends a row's id, '\n' a line
+    if not (first[0] and end[-1] and np.array_equal(first[1:], end[:-1]) and ((sep == 32) | first | end).all()): return None
+    keys, ok = _hex16(a)
+    if not ok.all(): return None
+    rows = np.flatnonzero(first)
+    lens = np.diff(np.r_[rows, len(a)]) - 1
+    ids = np.ascontiguousarray(a[rows, :16]).view('S16').ravel().astype('U16').astype(object)
+    return ids, lens, keys[~first]
 
 def _arrow():
     "`(pyarrow, pyarrow.compute)` when pyarrow is installed (its C++ string kernels are the fast path), else None."
@@ -659,13 +715,13 @@ def _read_body_arrow(lines, cols, path):
     except (pa.ArrowException, ValueError, TypeError): return None
     return df, _Src(str(path), 'line', np.arange(2, len(lines) + 1))
 
-def _read_table(x, cols, what):
+def _read_table(x, cols, what, raw=None):
     "`(DataFrame of str cells with columns `cols`, _Src)` from a CSV path or a DataFrame."
     if isinstance(x, pd.DataFrame):
         miss = [c for c in cols if c not in x.columns]
         if miss: raise LandmarkError(f"{what} DataFrame: missing column(s) {miss} (expected {list(cols)}, got {list(x.columns)})")
         return x[list(cols)].reset_index(drop=True), _Src(f"{what} DataFrame", 'row', np.arange(len(x)))
-    path = Path(x); text = _read_text(path)
+    path = Path(x); text = _read_text(path, raw)
     lines = text.split('\n')
     if lines and lines[-1] == '': lines.pop()
     if not lines: raise LandmarkError(f"{path}: empty file (expected the header {','.join(cols)!r})")
@@ -826,27 +882,41 @@ def _split_cells(cells, src, what):
 def _parse_retrieval_cells(cells, src, id_pattern, max_images=MAX_IMAGES, index_ids=None, allow_duplicates=True, what='images'):
     "`(lens, flat index ids, their uint64 keys or None)` of retrieval cells, validated."
     lens, flat, hk = _split_cells(cells, src, what)
+    _check_image_count(lens, src, max_images, what)
+    keys, ok = (hk or _hex_keys(_tokens(flat))) if id_pattern == ID_PATTERN else (None, _id_mask(_tokens(flat), id_pattern))
+    if not ok.all():
+        flat = _tokens(flat); j = np.flatnonzero(~ok)[0]; i = np.repeat(np.arange(len(lens)), lens)[j]
+        raise LandmarkError(f"{src(i)}: invalid index id {flat[j]!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
+                            f"(expected ids matching {id_pattern} separated by single spaces)")
+    _check_listed(lens, flat, keys, src, index_ids, allow_duplicates)
+    return lens, flat, keys
+
+def _check_image_count(lens, src, max_images, what):
     if max_images is not None and (lens > max_images).any():
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
+
+def _check_listed(lens, flat, keys, src, index_ids=None, allow_duplicates=True):
+    """Index ids that are not in `index_ids` and, unless `allow_duplicates`, one listed twice in a row are errors.
+    `flat`: the ids as text, or None (ids known only by their hex `keys`, as the block reader gives them)."""
+    n = len(keys) if flat is None else len(flat)
+    if not n or (index_ids is None and allow_duplicates): return
     owner = np.repeat(np.arange(len(lens)), lens)
-    keys, ok = (hk or _hex_keys(_tokens(flat))) if id_pattern == ID_PATTERN else (None, _id_mask(_tokens(flat), id_pattern))
-    if not ok.all():
-        flat = _tokens(flat); j = np.flatnonzero(~ok)[0]; i = owner[j]
-        raise LandmarkError(f"{src(i)}: invalid index id {flat[j]!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
-                            f"(expected ids matching {id_pattern} separated by single spaces)")
-    if index_ids is not None and len(flat):
-        flat = _tokens(flat)
-        known = pd.Index(np.asarray(list(index_ids) if not isinstance(index_ids, (np.ndarray, pd.Series, pd.Index)) else index_ids, dtype=object)).get_indexer(flat) >= 0
+    def tok(j): return f"{int(keys[j]):016x}" if flat is None else _tokens(flat)[j]
+    if index_ids is not None:
+        idx = np.asarray(list(index_ids) if not isinstance(index_ids, (np.ndarray, pd.Series, pd.Index)) else index_ids, dtype=object)
+        if flat is None:
+            ik, iok = _hex_keys(idx)
+            known = pd.Index(np.unique(ik[iok])).get_indexer(keys) >= 0
+        else: known = pd.Index(idx).get_indexer(_tokens(flat)) >= 0
         if not known.all():
-            j = np.flatnonzero(~known)[0]; i = owner[j]
-            raise LandmarkError(f"{src(i)}: {flat[j]!r} is not an index image id ({(~known).sum()} such ids)")
-    if not allow_duplicates and len(flat):
+            j = np.flatnonzero(~known)[0]
+            raise LandmarkError(f"{src(owner[j])}: {tok(j)!r} is not an index image id ({(~known).sum()} such ids)")
+    if not allow_duplicates:
         dup = pd.DataFrame({'r': owner, 'i': keys if keys is not None else _tokens(flat)}).duplicated().to_numpy()
         if dup.any():
-            flat = _tokens(flat); j = np.flatnonzero(dup)[0]
-            raise LandmarkError(f"{src(owner[j])}: index id {flat[j]!r} appears twice in the same row")
-    return lens, flat, keys
+            j = np.flatnonzero(dup)[0]
+            raise LandmarkError(f"{src(owner[j])}: index id {tok(j)!r} appears twice in the same row")
 
 # %% ../nbs/02_metrics.ipynb #f5560c2c
 def _fullmatch(s, pattern):
@@ -909,7 +979,21 @@ def _read_submission(path_or_df, task, test_ids=None, index_ids=None, id_pattern
                      max_images=MAX_IMAGES, allow_duplicates=True, lists=True):
     "`(DataFrame, lens, keys)`: `read_submission` and, for retrieval with hex ids, the CSR of the index ids' uint64 keys."
     col = _CELL[_check_task(task)]
-    df, src = _read_table(path_or_df, ('id', col), 'submission')
+    raw = None if isinstance(path_or_df, pd.DataFrame) else _read_bytes(path_or_df)
+    if task == 'retrieval' and raw is not None and id_pattern == ID_PATTERN and (blk := _id_blocks(raw, 'id,images')) is not None:
+        ids, lens, keys = blk                            # Kaggle's own layout: no text split (see `_id_blocks`)
+        src = _Src(str(path_or_df), 'line', np.arange(2, len(ids) + 2))
+        _check_ids(ids, src, id_pattern, test_ids, require_all=False)
+        _check_image_count(lens, src, max_images, col)
+        _check_listed(lens, None, keys, src, index_ids, allow_duplicates)
+        if test_ids is not None and require_all: _check_missing(ids, np.asarray(list(test_ids), dtype=object), src)
+        images = None
+        if lists:
+            a = np.frombuffer(raw, np.uint8, offset=len(b'id,images\n')).reshape(-1, _FIELD)   # the ids' text, from the bytes
+            it = iter(np.ascontiguousarray(a[a[:, 16] != 44, :16]).view('S16').ravel().astype('U16').tolist())
+            images = [list(itertools.islice(it, n)) for n in lens.tolist()]
+        return pd.DataFrame({'id': ids, 'images': images}), lens, keys
+    df, src = _read_table(path_or_df if raw is None else Path(path_or_df), ('id', col), 'submission', raw)
     ids = df['id'].to_numpy(dtype=object)
     _check_ids(ids, src, id_pattern, test_ids, require_all=False)
     if task == 'recognition':

@@ -103,3 +103,62 @@ def test_writers_round_trip_retrieval(tmp_path):
         got = score_submission(path, tmp_path/'sol.csv', 'retrieval')
         for name, sol in (('public', pub), ('private', priv)):
             assert close(got[name], official_map(preds, {q: set(v) for q, v in sol.items()})), (case, name)
+
+def canonical_retrieval(rng):
+    "A retrieval solution and a submission in Kaggle's own layout (every row listing 1-100 ids, no trailing space)."
+    n, pool = int(rng.integers(1, 30)), hexids(rng, int(rng.integers(5, 300)))
+    ids = hexids(rng, n)
+    usage = rng.choice(['Public', 'Private', 'Ignored'], n, p=[.45, .45, .1])
+    gts = [' '.join(rng.choice(pool, int(rng.integers(1, min(len(pool), 12) + 1)), replace=False)) if u != 'Ignored' else '' for u in usage]
+    sol = 'id,images,Usage\n' + ''.join(f'{i},{g},{u}\n' for i, g, u in zip(ids, gts, usage))
+    rows = [f'{i},' + ' '.join(rng.choice(pool, int(rng.integers(1, 101)))) for i in rng.permutation(ids)]
+    return sol, 'id,images\n' + '\n'.join(rows) + '\n'
+
+def test_block_reader_scores_like_the_official_scorer(tmp_path):
+    """Submissions in Kaggle's own layout take the block reader (`_id_blocks`: no text split); one changed byte
+    (a trailing space, CRLF, an empty cell, an upper-case id) sends them to the careful reader. Same scores either way."""
+    import landmark2020.metrics as M
+    rng = np.random.default_rng(11)
+    taken = 0
+    for case in range(150):
+        sol_text, sub_text = canonical_retrieval(rng)
+        kind = case % 5
+        if kind == 1: sub_text = 'id,images\n' + sub_text[10:].replace('\n', ' \n', 1 + int(rng.integers(0, 3)))
+        elif kind == 2: sub_text = sub_text.replace('\n', '\r\n')
+        elif kind == 3:
+            lines = sub_text.split('\n'); j = int(rng.integers(1, len(lines) - 1)); lines[j] = lines[j].split(',')[0] + ','
+            sub_text = '\n'.join(lines)
+        elif kind == 4: sub_text = sub_text[:-3] + sub_text[-3:].upper()
+        (tmp_path/'sol.csv').write_text(sol_text); (tmp_path/'sub.csv').write_bytes(sub_text.encode())
+        blocks = M._id_blocks(sub_text.encode(), 'id,images')
+        assert (blocks is not None) == (kind == 0 or (kind == 4 and not any(c in 'ABCDEF' for c in sub_text[-3:]))), (case, kind)
+        taken += blocks is not None
+        pub, priv, ign = official_read_solution(sol_text, 'retrieval')
+        if kind == 4 and blocks is None:
+            with pytest.raises(M.LandmarkError, match=r'line \d+: invalid index id'): score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'retrieval')
+            continue
+        ppub, ppriv = official_read_predictions(sub_text, pub, priv, ign, 'retrieval')
+        got = score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'retrieval')
+        for name, s, p in (('public', pub, ppub), ('private', priv, ppriv)):
+            assert close(got[name], official_map(p, {q: set(v) for q, v in s.items()})), (case, kind, name)
+        if blocks is not None:   # the parsed rows equal the careful reader's
+            fast = read_submission(tmp_path/'sub.csv', 'retrieval')
+            slow = read_submission(pd.DataFrame({'id': fast['id'], 'images': [' '.join(c) for c in fast['images']]}), 'retrieval')
+            assert fast['id'].tolist() == slow['id'].tolist() and fast['images'].tolist() == slow['images'].tolist()
+            assert fast['images'].tolist() == [l.split(',')[1].split(' ') for l in sub_text.splitlines()[1:]]
+    assert taken >= 30
+
+def test_block_reader_errors_name_the_line(tmp_path):
+    "The checks after the block reader name the file's line, as the careful reader does."
+    A, B, C, X = '0123456789abcdef', '0223456789abcdef', '0523456789abcdef', 'ffffffffffffffff'
+    def sub(text, contains, **kw):
+        assert text.startswith('id,images\n') and len(text[10:]) % 17 == 0
+        (tmp_path/'s.csv').write_text(text)
+        assert __import__('landmark2020.metrics', fromlist=['x'])._id_blocks(text.encode(), 'id,images') is not None
+        with pytest.raises(Exception, match=contains): read_submission(tmp_path/'s.csv', 'retrieval', **kw)
+    sub(f'id,images\n{A},{B}\n{A},{C}\n', r's\.csv, line 3: id .* is repeated \(first at line 2\)')
+    sub(f'id,images\n{A},{B}\n{X},{C}\n', r'line 3: id .*ffff.* is not a test id', test_ids=[A, B])
+    sub(f'id,images\n{A},{B}\n', r'test id\(s\) have no row', test_ids=[A, C])
+    sub(f'id,images\n{A},{B}\n{C},' + ' '.join([B] * 3) + '\n', r'line 3: 3 index ids in the images cell \(at most 2', max_images=2)
+    sub(f'id,images\n{A},{B}\n{C},{B} {X}\n', rf"line 3: '{X}' is not an index image id", index_ids=[B, C])
+    sub(f'id,images\n{A},{B} {C} {B}\n', rf"line 2: index id '{B}' appears twice in the same row", allow_duplicates=False)
