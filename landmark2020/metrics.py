@@ -367,18 +367,23 @@ def _as_lists(cells):
     it = iter(flat.tolist() if isinstance(flat, np.ndarray) else flat)
     return [list(itertools.islice(it, n)) for n in lens.tolist()]
 
-def _object_hits(cells, rows, gsets, k):
+def _object_hits(cells, rows, gl, goff, k, sids):
     """`(query, rank)` of every first occurrence of a relevant id in the first `k` of each query's list. A loop over
-    queries, not over entries: per query one C-level set intersection, then `list.index` for each distinct hit
-    (the first occurrence: a repeat keeps its slot but does not count)."""
+    queries, not over entries: per query one set of its relevant ids (made just before use, while it is in the
+    cache), one C-level set intersection, then `list.index` for each distinct hit (the first occurrence: a repeat
+    keeps its slot but does not count)."""
     gq, gp = [], []
+    seen = np.zeros(len(goff) - 1, bool)
     for j, (c, r) in enumerate(zip(cells, rows.tolist())):
-        rel = gsets[r]
-        if not rel or not c: continue
-        if len(c) > k: c = c[:k]
-        common = rel.intersection(c)
+        s, e = goff[r], goff[r + 1]
+        if s == e or not c: continue
+        rel = set(gl[s:e]); seen[r] = True
+        if len(rel) != e - s: raise LandmarkError(f"solution: query {sids[r]!r} lists an index image twice")
+        common = rel.intersection(c if len(c) <= k else c[:k])
         if common:
             gp.extend(map(c.index, common)); gq.extend([j] * len(common))
+    for r in np.flatnonzero(~seen).tolist():          # the solution's other rows are checked too
+        if len(set(gl[goff[r]:goff[r + 1]])) != goff[r + 1] - goff[r]: raise LandmarkError(f"solution: query {sids[r]!r} lists an index image twice")
     g, p = np.asarray(gq, np.int64), np.asarray(gp, np.int64)
     o = np.lexsort((p, g))
     return g[o], p[o]
@@ -400,11 +405,7 @@ def _ret_eval(predictions, solution, k):
         sums, g, p = _csr_sums(lens, ints, rows, glens, gflat.astype(np.int64), k)
     else:                  # ids (any hashable): one small set per solution row, hits by C-level set operations per query
         gl = gflat.tolist() if isinstance(gflat, np.ndarray) else list(gflat)
-        goff = np.r_[0, np.cumsum(glens)].tolist()
-        gsets = [set(gl[s:e]) for s, e in zip(goff[:-1], goff[1:])]
-        dup = np.flatnonzero(np.fromiter(map(len, gsets), np.int64, len(gsets)) != glens)
-        if dup.size: raise LandmarkError(f"solution: query {sids[dup[0]]!r} lists an index image twice")
-        g, p = _object_hits(_as_lists(cells), rows, gsets, k)
+        g, p = _object_hits(_as_lists(cells), rows, gl, np.r_[0, np.cumsum(glens)].tolist(), k, sids)
         cnt = np.bincount(g, minlength=len(qids))
         nc = np.arange(1, len(g) + 1, dtype=np.float64) - (np.cumsum(cnt) - cnt)[g]
         sums = np.bincount(g, weights=nc / (p + 1), minlength=len(qids))
