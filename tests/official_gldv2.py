@@ -39,10 +39,14 @@ def read_predictions(text:str, public_ids, private_ids, ignored, task:str):
 
 def gap_loop(preds:dict, sol:dict) -> float:
     "preds: id -> (landmark_id, score); sol: id -> list of landmark ids. Rank by score desc, then id asc."
+    return gap_rows_loop(((i, c, sc) for i, (c, sc) in preds.items()), sol)
+
+def gap_rows_loop(rows, sol:dict) -> float:
+    "rows: (id, landmark_id, score) triples (e.g. a DataFrame's columns zipped); sol as in `gap_loop`."
     m = sum(1 for v in sol.values() if v)
     if m == 0: return float('nan')
     total = correct = 0; s = 0.0
-    for i, (c, _) in sorted(preds.items(), key=lambda kv: (-kv[1][1], kv[0])):
+    for i, c, _ in sorted(rows, key=lambda r: (-r[2], r[0])):
         total += 1
         if c in sol[i]: correct += 1; s += correct / total
     return s / m
