@@ -58,10 +58,6 @@ def _hex_keys(ids):
     if not ok.all(): keys[~ok] = 0
     return keys, ok
 
-def _hex_keys_bytes(u):
-    "`_hex_keys` of an `(n, 16)` uint8 array of id bytes (e.g. a pyarrow string buffer, no Python strings)."
-    return _hex16(u)
-
 # %% ../nbs/02_metrics.ipynb #6052e57f
 def _encode(*arrays):
     "Keys for each of `arrays`, consistent across them and ordered like the ids (hex ids -> uint64, else factorised)."
@@ -295,7 +291,7 @@ def _exact_pairs(crow, citem, grow, gitem):
     pos = np.minimum(np.searchsorted(gk, pk), len(gk) - 1)
     return gk[pos] == pk
 
-def _hits(erow, eitem, grow, gitem, nrows, eh=None, gh=None):
+def _hits(erow, eitem, grow, gitem, nrows):
     """Mask of the entries whose (query row, item) pair is a ground-truth pair (`grow`, `gitem`).
 
     A cheap filter first drops most misses with one gather per entry, then the candidates are checked exactly:
@@ -311,8 +307,7 @@ def _hits(erow, eitem, grow, gitem, nrows, eh=None, gh=None):
         np.bitwise_or.at(owners, gitem, one << (grow & 63).astype(np.uint64))
         cand = ((owners[eitem] >> (erow & 63).astype(np.uint64)) & one).astype(bool)
     else:
-        eh = _item_hashes(eitem) if eh is None else eh
-        gh = _item_hashes(gitem) if gh is None else gh
+        eh, gh = _item_hashes(eitem), _item_hashes(gitem)
         words = int(min(64, max(1, 1 << int(np.ceil(np.log2(max(1.0, 16 * len(grow) / max(nrows, 1) / 64)))))))
         shift = np.uint64(64 - int(np.log2(words * 64)))
         with np.errstate(over='ignore'):
@@ -326,22 +321,25 @@ def _hits(erow, eitem, grow, gitem, nrows, eh=None, gh=None):
     if ci.size: hit[ci] = _exact_pairs(erow[ci], eitem[ci] if isinstance(eitem, np.ndarray) else np.asarray(eitem, dtype=object)[ci], grow, gitem)
     return hit
 
+def _hit_sums(g, p, nq):
+    "Per-query sums of `n_correct / (rank + 1)` from distinct hits sorted by query `g`, then 0-based rank `p`."
+    cnt = np.bincount(g, minlength=nq)
+    n_correct = np.arange(1, len(g) + 1, dtype=np.float64) - (np.cumsum(cnt) - cnt)[g]
+    return np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
+
 def _ap_sums(g, p, item, nq):
     "From the hits in rank order (query index `g`, rank `p`, `item`): drop repeats, sum `n_correct / (p+1)` per query."
     if g.size > 1:   # a repeated image counts once (its first rank); later copies keep their slots
         dup = pd.DataFrame({'g': g, 'i': item}).duplicated().to_numpy()
         if dup.any(): g, p = g[~dup], p[~dup]
-    first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(g.size), 0))
-    n_correct = np.arange(g.size) - start + 1
-    return np.bincount(g, weights=n_correct / (p + 1), minlength=nq), g, p
+    return _hit_sums(g, p, nq), g, p
 
-def _ap_parts(eq, epos, erow, eitem, grow, gitem, nrows, nq, k, gh=None):
+def _ap_parts(eq, epos, erow, eitem, grow, gitem, nrows, nq, k):
     "Per prediction-query AP sums and hit ranks, from flat entries (query index `eq`, rank `epos`, solution row `erow`, item)."
     if len(epos) and epos.max() >= k:
         keep = epos < k
         eq, epos, erow, eitem = eq[keep], epos[keep], erow[keep], eitem[keep]
-    hi = np.flatnonzero(_hits(erow, eitem, grow, gitem, nrows, gh=gh))
+    hi = np.flatnonzero(_hits(erow, eitem, grow, gitem, nrows))
     return _ap_sums(eq[hi], epos[hi], eitem[hi], nq)
 
 # %% ../nbs/02_metrics.ipynb #2b638cee
@@ -406,9 +404,11 @@ def _ret_eval(predictions, solution, k):
     else:                  # ids (any hashable): one small set per solution row, hits by C-level set operations per query
         gl = gflat.tolist() if isinstance(gflat, np.ndarray) else list(gflat)
         g, p = _object_hits(_as_lists(cells), rows, gl, np.r_[0, np.cumsum(glens)].tolist(), k, sids)
-        cnt = np.bincount(g, minlength=len(qids))
-        nc = np.arange(1, len(g) + 1, dtype=np.float64) - (np.cumsum(cnt) - cnt)[g]
-        sums = np.bincount(g, weights=nc / (p + 1), minlength=len(qids))
+        sums = _hit_sums(g, p, len(qids))
+    return _ret_ev(sums, g, p, rows, glens)
+
+def _ret_ev(sums, g, p, rows, glens):
+    "What the retrieval metrics read: AP sums and hits per prediction row, each row's solution row and #relevant."
     return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()), rows=rows, glens=glens)
 
 def _csr_sums(lens, items, rows, glens, gitem, k):
@@ -427,8 +427,7 @@ def _ret_eval_keys(qids, lens, pkeys, sids, glens, gkeys, k):
     rows = _locate(qk, _argsort_unique(qk, qids, 'predictions'), sk, qids, sids)
     uniq, gcode = np.unique(gkeys, return_inverse=True)       # dense codes for the index ids any query needs
     code = pd.Index(uniq).get_indexer(pkeys) if len(uniq) else np.full(len(pkeys), -1)   # a uint64 hash table
-    sums, g, p = _csr_sums(lens, code.astype(np.int64, copy=False), rows, glens, gcode.astype(np.int64).ravel(), k)
-    return dict(sums=sums, hit_q=g, hit_pos=p, m=glens[rows], n_queries=int((glens > 0).sum()), rows=rows, glens=glens)
+    return _ret_ev(*_csr_sums(lens, code.astype(np.int64, copy=False), rows, glens, gcode.astype(np.int64).ravel(), k), rows, glens)
 
 def _map(ev, k):
     if ev['n_queries'] == 0: return float('nan')
@@ -505,9 +504,7 @@ def _dense_sums(r, nq, glens, gitem, top, hits=False):
         _, firsts = np.unique(pid[rep], return_index=True)
         keep = np.ones(len(pid), bool); keep[rep] = False; keep[rep[firsts]] = True
         g, p = g[keep], p[keep]
-    cnt = np.bincount(g, minlength=nq)
-    n_correct = np.arange(len(g)) - (np.cumsum(cnt) - cnt)[g] + 1
-    sums = np.bincount(g, weights=n_correct / (p + 1), minlength=nq)
+    sums = _hit_sums(g, p, nq)
     return (sums, g, p) if hits else sums
 
 def _disjoint_sets(glens, gitem, top, probe=True):
@@ -577,10 +574,7 @@ def _set_sums(r, glens, qs, own8, ex, pos, step_entries=1 << 19, hits=False):
             _, f = np.unique(hp[d], return_index=True)                 # (hits are in row, rank order)
             keep = np.ones(len(hp), bool); keep[d] = False; keep[d[f]] = True
             gl, p = gl[keep], p[keep]
-        cnt = np.bincount(gl, minlength=e - s)
-        nc = np.arange(1, len(gl) + 1, dtype=np.float64); nc -= (np.cumsum(cnt) - cnt)[gl]
-        nc /= p + 1
-        sums[s:e] = np.bincount(gl, weights=nc, minlength=e - s)
+        sums[s:e] = _hit_sums(gl, p, e - s)
         if hits: gs.append(gl + s); ps.append(p)
     if not hits: return sums
     return (sums, np.concatenate(gs), np.concatenate(ps)) if gs else (sums, np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -674,11 +668,11 @@ def _read_text(path, raw=None):
 
 _FIELD = 17    # a 16-character id and the one separator after it
 
-def _id_blocks(raw, header):
+def _id_blocks(raw, header, text=False):
     """Kaggle's own layout of id lists, read without splitting: after `header`, lines `id,id id ... id` of 16-hex ids,
     LF line ends, no empty cell and no trailing space. Every field is then 16 characters and one separator, so the
     body is a `(fields, 17)` byte matrix: the separators are one column, the ids are decoded in place and no Python
-    string is made per listed id. `(row ids, lens, listed ids' uint64 keys)`, or None for any other layout (the careful
+    string is made per listed id. `(row ids, lens, listed ids' uint64 keys[, listed ids as str when `text`])`, or None for any other layout (the careful
     reader then reads the file and names any bad line). The checks below admit exactly that layout: each field is 16 hex
     characters; the first field of the file and of every line ends with ',', all others with ' ' or the line's '\n'."""
     h = header.encode() + b'\n'
@@ -691,8 +685,9 @@ def _id_blocks(raw, header):
     if not ok.all(): return None
     rows = np.flatnonzero(first)
     lens = np.diff(np.r_[rows, len(a)]) - 1
-    ids = np.ascontiguousarray(a[rows, :16]).view('S16').ravel().astype('U16').astype(object)
-    return ids, lens, keys[~first]
+    def strs(m): return np.ascontiguousarray(a[m, :16]).view('S16').ravel().astype('U16')
+    out = strs(rows).astype(object), lens, keys[~first]
+    return out + (strs(~first).tolist(),) if text else out
 
 def _arrow():
     "`(pyarrow, pyarrow.compute)` when pyarrow is installed (its C++ string kernels are the fast path), else None."
@@ -855,7 +850,7 @@ def _split_arrow(s):
         if isinstance(tok, pa.ChunkedArray): tok = tok.combine_chunks()
         off = np.frombuffer(tok.buffers()[1], np.int32)[tok.offset:tok.offset + len(tok) + 1]
         if len(tok) and (np.diff(off) == 16).all():         # every token 16 bytes: the uint64 keys straight from the buffer
-            hk = _hex_keys_bytes(np.frombuffer(tok.buffers()[2], np.uint8)[off[0]:off[-1]].reshape(len(tok), 16))
+            hk = _hex16(np.frombuffer(tok.buffers()[2], np.uint8)[off[0]:off[-1]].reshape(len(tok), 16))
     except (pa.ArrowException, ValueError, TypeError): return None
     return lens, flat, hk
 
@@ -981,30 +976,25 @@ def _read_submission(path_or_df, task, test_ids=None, index_ids=None, id_pattern
     "`(DataFrame, lens, keys)`: `read_submission` and, for retrieval with hex ids, the CSR of the index ids' uint64 keys."
     col = _CELL[_check_task(task)]
     raw = None if isinstance(path_or_df, pd.DataFrame) else _read_bytes(path_or_df)
-    if task == 'retrieval' and raw is not None and id_pattern == ID_PATTERN and (blk := _id_blocks(raw, 'id,images')) is not None:
-        ids, lens, keys = blk                            # Kaggle's own layout: no text split (see `_id_blocks`)
+    blk = _id_blocks(raw, 'id,images', text=lists) if task == 'retrieval' and raw is not None and id_pattern == ID_PATTERN else None
+    if blk is not None:                                  # Kaggle's own layout: no text split (see `_id_blocks`)
+        ids, lens, keys = blk[:3]
         src = _Src(str(path_or_df), 'line', np.arange(2, len(ids) + 2))
-        _check_ids(ids, src, id_pattern, test_ids, require_all=False)
-        _check_image_count(lens, src, max_images, col)
-        _check_listed(lens, None, keys, src, index_ids, allow_duplicates)
-        if test_ids is not None and require_all: _check_missing(ids, np.asarray(list(test_ids), dtype=object), src)
-        images = None
-        if lists:
-            a = np.frombuffer(raw, np.uint8, offset=len(b'id,images\n')).reshape(-1, _FIELD)   # the ids' text, from the bytes
-            it = iter(np.ascontiguousarray(a[a[:, 16] != 44, :16]).view('S16').ravel().astype('U16').tolist())
-            images = [list(itertools.islice(it, n)) for n in lens.tolist()]
-        return pd.DataFrame({'id': ids, 'images': images}), lens, keys
-    df, src = _read_table(path_or_df if raw is None else Path(path_or_df), ('id', col), 'submission', raw)
-    ids = df['id'].to_numpy(dtype=object)
+    else:
+        df, src = _read_table(path_or_df if raw is None else Path(path_or_df), ('id', col), 'submission', raw)
+        ids = df['id'].to_numpy(dtype=object)
     _check_ids(ids, src, id_pattern, test_ids, require_all=False)
     if task == 'recognition':
         lm, sc = _parse_recognition_cells(df[col], src)
         if test_ids is not None and require_all: _check_missing(ids, np.asarray(list(test_ids), dtype=object), src)
         return pd.DataFrame({'id': ids, 'landmark_id': lm, 'score': sc}), None, None
-    lens, flat, keys = _parse_retrieval_cells(df[col], src, id_pattern, max_images, index_ids, allow_duplicates)
+    if blk is not None:
+        _check_image_count(lens, src, max_images, col)
+        _check_listed(lens, None, keys, src, index_ids, allow_duplicates)
+    else: lens, flat, keys = _parse_retrieval_cells(df[col], src, id_pattern, max_images, index_ids, allow_duplicates)
     if test_ids is not None and require_all: _check_missing(ids, np.asarray(list(test_ids), dtype=object), src)
     if not lists: return pd.DataFrame({'id': ids, 'images': None}), lens, keys
-    flat = _tokens(flat).tolist(); it = iter(flat)
+    it = iter(blk[3] if blk is not None else _tokens(flat).tolist())
     return pd.DataFrame({'id': ids, 'images': [list(itertools.islice(it, n)) for n in lens.tolist()]}), lens, keys
 
 def validate_submission(df, task:str, test_ids=None, index_ids=None, **kwargs) -> pd.DataFrame:

@@ -6,6 +6,8 @@ import gzip
 import numpy as np, pandas as pd
 import pytest
 from landmark2020.metrics import score_submission, read_submission, write_recognition_submission, write_retrieval_submission
+from landmark2020.metrics import _id_blocks
+from landmark2020.core import LandmarkError
 
 from official_gldv2 import read_solution as official_read_solution, read_predictions as official_read_predictions
 from official_gldv2 import gap_loop as official_gap, top1_loop as official_top1, map_loop as official_map
@@ -117,7 +119,6 @@ def canonical_retrieval(rng):
 def test_block_reader_scores_like_the_official_scorer(tmp_path):
     """Submissions in Kaggle's own layout take the block reader (`_id_blocks`: no text split); one changed byte
     (a trailing space, CRLF, an empty cell, an upper-case id) sends them to the careful reader. Same scores either way."""
-    import landmark2020.metrics as M
     rng = np.random.default_rng(11)
     taken = 0
     for case in range(150):
@@ -130,12 +131,12 @@ def test_block_reader_scores_like_the_official_scorer(tmp_path):
             sub_text = '\n'.join(lines)
         elif kind == 4: sub_text = sub_text[:-3] + sub_text[-3:].upper()
         (tmp_path/'sol.csv').write_text(sol_text); (tmp_path/'sub.csv').write_bytes(sub_text.encode())
-        blocks = M._id_blocks(sub_text.encode(), 'id,images')
+        blocks = _id_blocks(sub_text.encode(), 'id,images')
         assert (blocks is not None) == (kind == 0 or (kind == 4 and not any(c in 'ABCDEF' for c in sub_text[-3:]))), (case, kind)
         taken += blocks is not None
         pub, priv, ign = official_read_solution(sol_text, 'retrieval')
         if kind == 4 and blocks is None:
-            with pytest.raises(M.LandmarkError, match=r'line \d+: invalid index id'): score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'retrieval')
+            with pytest.raises(LandmarkError, match=r'line \d+: invalid index id'): score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'retrieval')
             continue
         ppub, ppriv = official_read_predictions(sub_text, pub, priv, ign, 'retrieval')
         got = score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'retrieval')
@@ -154,8 +155,8 @@ def test_block_reader_errors_name_the_line(tmp_path):
     def sub(text, contains, **kw):
         assert text.startswith('id,images\n') and len(text[10:]) % 17 == 0
         (tmp_path/'s.csv').write_text(text)
-        assert __import__('landmark2020.metrics', fromlist=['x'])._id_blocks(text.encode(), 'id,images') is not None
-        with pytest.raises(Exception, match=contains): read_submission(tmp_path/'s.csv', 'retrieval', **kw)
+        assert _id_blocks(text.encode(), 'id,images') is not None
+        with pytest.raises(LandmarkError, match=contains): read_submission(tmp_path/'s.csv', 'retrieval', **kw)
     sub(f'id,images\n{A},{B}\n{A},{C}\n', r's\.csv, line 3: id .* is repeated \(first at line 2\)')
     sub(f'id,images\n{A},{B}\n{X},{C}\n', r'line 3: id .*ffff.* is not a test id', test_ids=[A, B])
     sub(f'id,images\n{A},{B}\n', r'test id\(s\) have no row', test_ids=[A, C])
