@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from landmark2020.core import atomic_write, id_relpath
-from landmark2020.connector import make_toy_gldv2, build_index, index_summary
+from landmark2020.toy import make_toy_gldv2
+from landmark2020.data import build_index, index_summary
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent/'data'/'bench'   # git-ignored

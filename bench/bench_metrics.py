@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse, json, sys, tempfile, time, datetime as dt, platform, os, itertools
 from pathlib import Path
 import numpy as np, pandas as pd
-from landmark2020.metrics import gap, gap_arrays, map_at_k, map_at_k_arrays, score_submission, write_recognition_submission
+from landmark2020.metrics import gap, gap_arrays, map_at_k, map_at_k_arrays
+from landmark2020.submission import score_submission, write_recognition_submission
 from landmark2020.core import atomic_write
 
 def hex_ids(rng, n):

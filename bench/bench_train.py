@@ -31,10 +31,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from landmark2020.core import atomic_write, get_device, seed_everything
-from landmark2020.connector import LabelMap
+from landmark2020.data import LabelMap
 from landmark2020.losses import create_loss
-from landmark2020.train import (load_train_config, build_model, build_dataloaders, make_learner, warmup_cosine, amp_dtype,
-                                LandmarkDataset, LandmarkBatchSampler, SequentialSampler, make_loader, group_sizes)
+from landmark2020.loaders import LandmarkDataset, LandmarkBatchSampler, SequentialSampler, make_loader, group_sizes
+from landmark2020.train import (load_train_config, build_model, build_dataloaders, make_learner, warmup_cosine, amp_dtype)
 from fastai.data.core import DataLoaders
 
 
@@ -145,7 +145,7 @@ def bench_loop(a, device, work):
 
 def write_photos(folder, n, long_side=800, quality=90):
     "n JPEGs of real photos (the sample images that scikit-image, scikit-learn and matplotlib ship) at `long_side` px."
-    from landmark2020.connector import _pip_files
+    from landmark2020.toy import _pip_files
     files = [p for p in _pip_files().values()]
     srcs = [im for im in (Image.open(p).convert('RGB') for p in files) if min(im.size) >= 300]
     if not srcs: return None

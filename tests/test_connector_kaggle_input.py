@@ -5,7 +5,8 @@ import os, shutil, stat, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
-from landmark2020.connector import (LandmarkData, make_toy_competition, build_index, build_subset, train_frame, load_index)
+from landmark2020.data import LandmarkData, build_index, build_subset, train_frame, load_index
+from landmark2020.toy import make_toy_competition
 
 BIN = Path(sys.executable).parent
 

@@ -4,7 +4,8 @@ import os
 from pathlib import Path
 import pandas as pd
 import pytest
-from landmark2020.connector import make_toy_gldv2, fetch_debian_photos, build_index, LandmarkData
+from landmark2020.toy import make_toy_gldv2, fetch_debian_photos
+from landmark2020.data import build_index, LandmarkData
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = [Path(os.environ['LM_CACHE'])/'debian' if os.environ.get('LM_CACHE') else None,

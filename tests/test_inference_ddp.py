@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent('''
     import sys, torch, torch.distributed as dist
     from landmark2020.model import load_landmark_model
-    from landmark2020.connector import LandmarkData
+    from landmark2020.data import LandmarkData
     from landmark2020.inference import ExtractConfig, embed_split
     torch.set_num_threads(1)
     model_dir, data_root, *outs = sys.argv[1:]
@@ -39,7 +39,7 @@ def _run(args, env_extra=None, torchrun=False):
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     import torch
-    from landmark2020.connector import make_toy_gldv2
+    from landmark2020.toy import make_toy_gldv2
     from landmark2020.model import create_landmark_model, save_landmark_model
     tmp = tmp_path_factory.mktemp('ddp')
     data = make_toy_gldv2(tmp/'toy')

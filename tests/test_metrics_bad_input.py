@@ -71,7 +71,7 @@ def run(*args):
             if SCRIPT.exists(): runpy.run_path(str(SCRIPT), run_name='__main__')
             else:
                 from fastcore.script import _run_cli
-                from landmark2020.metrics import lm_score
+                from landmark2020.submission import lm_score
                 _run_cli(lm_score.__wrapped__, False)
     except SystemExit as e: code = 0 if e.code is None else e.code   # sys.exit(None): success
     finally: sys.argv = argv

@@ -5,7 +5,7 @@ scored separately, GAP with ties by id, mAP@100 with duplicates keeping their sl
 import gzip
 import numpy as np, pandas as pd
 import pytest
-from landmark2020.metrics import score_submission, read_submission, write_recognition_submission, write_retrieval_submission
+from landmark2020.submission import score_submission, read_submission, write_recognition_submission, write_retrieval_submission
 from landmark2020.metrics import _id_blocks
 from landmark2020.core import LandmarkError
 

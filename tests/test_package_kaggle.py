@@ -128,7 +128,7 @@ def run_notebook(nb_path:Path, py:Path, cwd:Path, env:dict, kernel_dir:Path):
 @pytest.fixture(scope='module')
 def kaggle(tmp_path_factory):
     "Toy competitions, a tiny trained run, its package, and two fresh venvs (one with faiss blocked)."
-    from landmark2020.connector import make_toy_gldv2, make_toy_competition
+    from landmark2020.toy import make_toy_gldv2, make_toy_competition
     d = tmp_path_factory.mktemp('kaggle')
     t0 = time.time()
     g = make_toy_gldv2(d/'gldv2', seed=0)
@@ -209,8 +209,9 @@ def _check_kernel(text, mods, venv_py, guard_log, faiss_expected):
     assert 'full private run' in text and 'images/s' in text                                       # the time estimate
 
 def _score(sub, comp, task):
-    from landmark2020.metrics import read_submission, score_submission
-    from landmark2020.connector import LandmarkData, toy_solution_path
+    from landmark2020.submission import read_submission, score_submission
+    from landmark2020.data import LandmarkData
+    from landmark2020.toy import toy_solution_path
     parsed = read_submission(sub, task, test_ids=LandmarkData(comp).ids('test'))   # every test id, valid cells
     return parsed, score_submission(sub, toy_solution_path(comp), task)
 
@@ -249,7 +250,7 @@ def test_retrieval_notebook(kaggle):
     _check_kernel(text, mods, kaggle['venv'], log, faiss_expected=True)
     assert not (work/'submission.csv').exists()
     parsed, s = _score(out/'submission.csv', kaggle['ret'], 'retrieval')
-    from landmark2020.connector import LandmarkData
+    from landmark2020.data import LandmarkData
     n_index = len(LandmarkData(kaggle['ret']).ids('index'))
     assert (parsed.images.map(len) == min(100, n_index)).all() and 0 <= s['all'] <= 1
 

@@ -18,7 +18,7 @@ LM_TRAIN = str(Path(sys.executable).parent/'lm_train')
 
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
-    from landmark2020.connector import make_toy_gldv2
+    from landmark2020.toy import make_toy_gldv2
     return make_toy_gldv2(tmp_path_factory.mktemp('toy')/'toy', seed=0)
 
 def _args(toy, out, name):
@@ -47,7 +47,9 @@ def test_torchrun_two_processes_equal_one_process(toy, tmp_path):
     ck = torch.load(tmp_path/'two'/'checkpoints'/'last.pth', weights_only=True)
     assert ck['step'] == torch.load(tmp_path/'one'/'checkpoints'/'last.pth', weights_only=True)['step'] == 4
     # and the weights did move: the comparison is not between two untouched initialisations
-    from landmark2020.train import load_train_config, build_model, LabelMap, seed_everything
+    from landmark2020.train import load_train_config, build_model
+    from landmark2020.data import LabelMap
+    from landmark2020.core import seed_everything
     cfg = load_train_config(ROOT/'configs'/'smoke.yaml', _args(toy, tmp_path, 'x')[1:])
     seed_everything(cfg.seed)                                   # as `train` does before building the model
     init = build_model(cfg, LabelMap.load(tmp_path/'one'/'labels.json')).state_dict()
