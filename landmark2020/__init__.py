@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/11_api.ipynb #6547fa88
+# %% ../nbs/11_api.ipynb #03b155a5
 import importlib
 
 _API = {

@@ -4,31 +4,75 @@
 
 # %% ../nbs/00_core.ipynb #d7ce811e
 from __future__ import annotations
-import os, re, sys, json, random, logging, tempfile, contextlib, dataclasses, typing, functools
+import os, re, sys, json, random, logging, tempfile, contextlib, dataclasses, typing, functools, argparse, inspect
 from pathlib import Path
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['ID_PATTERN', 'LandmarkError', 'cli_main', 'is_valid_id', 'check_id', 'invalid_ids', 'id_relpath', 'id_path',
-           'atomic_write', 'atomic_path', 'config_dirs', 'config_path', 'read_yaml', 'parse_overrides', 'from_dict',
-           'to_dict', 'load_config', 'save_config', 'seed_everything', 'get_device', 'get_logger', 'is_kaggle',
-           'offline', 'openblas_coretype', 'import_faiss']
+__all__ = ['ID_PATTERN', 'LandmarkError', 'Arg', 'cli_parser', 'cli_main', 'is_valid_id', 'check_id', 'invalid_ids', 'id_relpath',
+           'id_path', 'atomic_write', 'atomic_path', 'config_dirs', 'config_path', 'read_yaml', 'parse_overrides',
+           'from_dict', 'to_dict', 'load_config', 'save_config', 'seed_everything', 'get_device', 'get_logger',
+           'is_kaggle', 'offline', 'openblas_coretype', 'import_faiss']
 
 # %% ../nbs/00_core.ipynb #ea49e623
 class LandmarkError(ValueError):
     "A problem with the user's input: the message names the file, row or key and what is wrong."
 
 # %% ../nbs/00_core.ipynb #0afcbe95
+class Arg:
+    "How a parameter of a console entry point appears on the command line: help text, type and `argparse` options."
+    def __init__(self, help:str='', type=str, opt:bool=True, **kwargs):
+        "`type=bool` makes a flag; `opt=False` a positional argument; `kwargs` go to `add_argument` (nargs, choices, ...)."
+        self.help, self.type, self.opt, self.kwargs = help, type, opt, kwargs
+
+def cli_parser(f) -> argparse.ArgumentParser:
+    "The `argparse` parser of the entry point `f`, from its `Arg` annotations and defaults (flags keep their underscores)."
+    p = argparse.ArgumentParser(prog=f.__name__, description=f.__doc__)
+    hints = typing.get_type_hints(f) if not isinstance(f, functools.partial) else {}
+    for name, prm in inspect.signature(f).parameters.items():
+        a = hints.get(name, prm.annotation)
+        a = a if isinstance(a, Arg) else Arg(type=a if isinstance(a, type) else str)
+        kw = dict(a.kwargs)
+        if prm.default is not inspect.Parameter.empty: kw.setdefault('default', prm.default)
+        if a.type is bool: kw.update(action='store_true', default=bool(kw.get('default', False)))
+        else: kw['type'] = a.type
+        if kw.get('default') not in (None, False, ''): a_help = f"{a.help} (default: {kw['default']})"
+        else: a_help = a.help
+        if a.opt: p.add_argument(f'--{name}', help=a_help, **kw)
+        else:
+            if prm.default is not inspect.Parameter.empty and 'nargs' not in kw: kw['nargs'] = '?'
+            p.add_argument(name, help=a_help, **kw)
+    return p
+
+# Expected failures: each one ends in `error: ...` and exit status 2 (the message says which file/row/key).
+_EXPECTED = (LandmarkError, OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError, json.JSONDecodeError)
+
+def _expected(e) -> bool:
+    if isinstance(e, _EXPECTED): return True
+    name = type(e).__name__
+    return name in ('UnpicklingError', 'SafetensorError', 'ParserError', 'EmptyDataError', 'ArrowInvalid')
+
+def _one_line(e) -> str:
+    msg = str(e) if not isinstance(e, RecursionError) else f"recursion too deep ({e}): a cycle in the input?"
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in msg: msg = f"{e.filename}: {msg}"
+    if isinstance(e, yaml.YAMLError): msg = f"invalid YAML: {msg}"
+    return ' '.join(msg.split()) or type(e).__name__
+
 def cli_main(f):
-    "Decorator for console entry points: `LandmarkError`/`FileNotFoundError` become a one-line message and exit code 2."
+    "Decorator for console entry points: run as the console script, read `sys.argv`; expected errors: one line, exit 2."
     @functools.wraps(f)
     def _inner(*args, **kwargs):
+        if not args and not kwargs and Path(sys.argv[0]).stem == f.__name__:
+            kwargs = vars(cli_parser(f).parse_args(sys.argv[1:]))
         try: return f(*args, **kwargs)
-        except (LandmarkError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
+        except Exception as e:
+            if not _expected(e): raise
+            if os.environ.get('LM_DEBUG'): import traceback; traceback.print_exc()
+            print(f"error: {_one_line(e)}", file=sys.stderr)
             sys.exit(2)
+    _inner.parser = lambda: cli_parser(f)
     return _inner
 
 # %% ../nbs/00_core.ipynb #782f6853

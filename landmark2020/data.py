@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor, ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageFile, ImageFilter, UnidentifiedImageError
-from fastcore.script import call_parse, Param, store_true
 from fastcore.basics import patch
-from .core import (LandmarkError, cli_main, ID_PATTERN, is_valid_id, check_id, invalid_ids, id_relpath,
+from .core import (LandmarkError, cli_main, Arg, ID_PATTERN, is_valid_id, check_id, invalid_ids, id_relpath,
                                id_path, atomic_write, atomic_path, get_logger)
 
 # %% auto #0
@@ -575,19 +574,18 @@ def filter_min_images(df:pd.DataFrame, min_images:int, label_col:str='landmark_i
     return df[n >= min_images].reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #76f424b1
-@call_parse
 @cli_main
-def lm_index(root:str,                     # data folder (GLDv2, a Kaggle competition folder, or a bare image tree)
-             split:str='train',            # train, index or test
-             out:str=None,                 # output file (.parquet or .feather); default index_{split}.parquet
-             labels:str=None,              # CSV with id[,landmark_id] to check against (default: the split's own CSV)
-             no_labels:store_true=False,   # index the folder alone
-             workers:int=None,             # pool size (default: number of CPUs)
-             executor:str=None,            # process, thread or serial (default: thread; process with --check decode)
-             check:str='eoi',              # header, eoi (end-of-image marker) or decode (1/8-scale decode)
-             work_dir:str=None,            # folder for the resumable per-shard parts (default: OUT.parts)
-             keep_parts:store_true=False,  # keep the parts folder after success
-             quiet:store_true=False):      # no progress bar or summary
+def lm_index(root:Arg("data folder (GLDv2, a Kaggle competition folder, or a bare image tree)", str, opt=False),
+             split:Arg("train, index or test", str)='train',
+             out:Arg("output file (.parquet or .feather); default index_{split}.parquet", str)=None,
+             labels:Arg("CSV with id[,landmark_id] to check against (default: the split's own CSV)", str)=None,
+             no_labels:Arg("index the folder alone", bool)=False,
+             workers:Arg("pool size (default: number of CPUs)", int)=None,
+             executor:Arg("process, thread or serial (default: thread; process with --check decode)", str)=None,
+             check:Arg("header, eoi (end-of-image marker) or decode (1/8-scale decode)", str)='eoi',
+             work_dir:Arg("folder for the resumable per-shard parts (default: OUT.parts)", str)=None,
+             keep_parts:Arg("keep the parts folder after success", bool)=False,
+             quiet:Arg("no progress bar or summary", bool)=False):
     "Index the images of one split: sizes from JPEG headers, every bad file reported; resumable."
     out = Path(out or f'index_{split}.parquet')
     if out.suffix not in ('.parquet', '.feather'): raise LandmarkError(f"--out {out}: must end in .parquet or .feather")

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os, sys, json, time, shutil, contextlib, datetime as dt, platform
 from pathlib import Path
 import numpy as np, pandas as pd
-from fastcore.script import call_parse, Param, store_true
-from .core import LandmarkError, cli_main, atomic_write, atomic_path, get_logger, seed_everything, offline
+from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path, get_logger, seed_everything, offline
 from .toy import make_toy_gldv2
 from .data import LandmarkData
 from .model import create_landmark_model, save_landmark_model
@@ -282,11 +281,10 @@ QUICK = dict(sources='pip', strength=1.0, toy=dict(n_train=3, n_index=2, n_test=
              config='configs/smoke.yaml', train=['opt.epochs=1', 'data.size=64', 'data.workers=0'],
              predict=['extract.size=64'], arch='test_efficientnet', pretrained='')
 
-@call_parse
 @cli_main
-def lm_demo(overrides:Param("key=value settings of DemoConfig, e.g. out=demo_out strength=2 train='[opt.epochs=8]'", str, opt=False, nargs='*')=None,
-            quick:Param("the smoke version: pip photos, a tiny model, a few steps (about a minute)", store_true)=False,
-            out:Param("the report folder", str)=None):
+def lm_demo(overrides:Arg("key=value settings of DemoConfig, e.g. out=demo_out strength=2 train='[opt.epochs=8]'", str, opt=False, nargs='*')=None,
+            quick:Arg("the smoke version: pip photos, a tiny model, a few steps (about a minute)", bool)=False,
+            out:Arg("the report folder", str)=None):
     "Run the demo: toy GLDv2 data, zero-shot baseline, fine-tuning, both submissions scored, a report folder."
     kw = {} if out is None else dict(out=out)
     run_demo(demo_config(overrides or [], quick=quick, **kw))

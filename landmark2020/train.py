@@ -12,12 +12,11 @@ import numpy as np, pandas as pd, torch, yaml
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr, ifnone, listify
-from fastcore.script import call_parse, Param
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelBatchException, CancelStepException
 from fastai.data.core import DataLoaders
 from fastai.optimizer import OptimWrapper
-from .core import (LandmarkError, cli_main, load_config, save_config, to_dict, from_dict, read_yaml,
+from .core import (LandmarkError, cli_main, Arg, load_config, save_config, to_dict, from_dict, read_yaml,
                                seed_everything, get_device, get_logger, atomic_write, atomic_path)
 from fastai.callback.core import CancelEpochException
 from fastai.callback.progress import ProgressCallback
@@ -625,11 +624,10 @@ def resume_run(run, overrides=()) -> Path:
             raise LandmarkError(f"override {o!r}: a resumed run keeps its config; only {', '.join(RESUME_OVERRIDES)} may change")
     return train(load_train_config(run/'config.yaml', overrides), run=run, resume=True)
 
-@call_parse
 @cli_main
-def lm_train(config:Param("a YAML training config (see configs/)", str, opt=False, nargs='?')=None,
-             overrides:Param("key=value overrides, e.g. opt.lr=0.01 data.size=384", str, opt=False, nargs='*')=None,
-             resume:Param("continue the run in this folder from its last checkpoint", str)=None):
+def lm_train(config:Arg("a YAML training config (see configs/)", str, opt=False, nargs='?')=None,
+             overrides:Arg("key=value overrides, e.g. opt.lr=0.01 data.size=384", str, opt=False, nargs='*')=None,
+             resume:Arg("continue the run in this folder from its last checkpoint", str)=None):
     "Train a landmark model from a YAML config (`lm_train CONFIG [key=value ...]`), or continue one (`lm_train --resume RUN`)."
     if resume: return print(resume_run(resume, overrides))
     if config is None: raise LandmarkError("give a config file (lm_train CONFIG [key=value ...]) or --resume RUN")
