@@ -338,7 +338,6 @@ def _index_unit(root:str, rels:list, dirs:list, check:str, pattern:str) -> dict:
             for e in it:
                 (stack if e.is_dir(follow_symlinks=False) else files).append(f'{rel}/{e.name}')
     rows = [_file_row(root, r, check, pattern) for r in files]
-    if os.environ.get('LM_INDEX_UNIT_DELAY'): time.sleep(float(os.environ['LM_INDEX_UNIT_DELAY']))  # test hook: slow units down
     cols = dict(zip(('id', 'path', 'width', 'height', 'bytes', 'error'), map(list, zip(*rows)))) if rows else \
         {k: [] for k in ('id', 'path', 'width', 'height', 'bytes', 'error')}
     return cols

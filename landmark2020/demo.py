@@ -59,7 +59,7 @@ class DemoConfig:
     data_dir: str = 'data'                 # the toy dataset and the Debian cache live here (reused)
     sources: str = 'deb'                   # 'deb' (41 landmarks, needs apt-get) or 'pip' (8 landmarks, too easy)
     fallback: bool = True                  # no apt-get / download failed: warn and use 'pip' (False: stop with the error)
-    strength: float = 3.5                  # how hard the views are (connector.make_toy_gldv2)
+    strength: float = 3.5                  # how hard the views are (toy.make_toy_gldv2)
     seed: int = 0
     toy: dict = field(default_factory=lambda: dict(n_train=20, n_index=3, n_test=3, views='shared'))   # more make_toy_gldv2 kwargs
     config: str = 'configs/demo.yaml'      # the training config (owned by the train module)
@@ -77,7 +77,7 @@ def toy_name(c:DemoConfig) -> str:
     return f"toy_{c.sources}_s{c.strength:g}_seed{c.seed}" + (f"_{extra}" if extra else '')
 
 def demo_data(c:DemoConfig):
-    """Build (or reuse) the demo's GLDv2-shaped toy dataset; returns a `connector.LandmarkData`.
+    """Build (or reuse) the demo's GLDv2-shaped toy dataset; returns a `data.LandmarkData`.
     When the Debian tier cannot be had (no `apt-get`/`dpkg`, or the download fails) and `c.fallback` is on, it warns,
     sets `c.sources = 'pip'` (so the report says which photos were used) and builds the pip tier instead."""
     build = lambda: make_toy_gldv2(Path(c.data_dir)/toy_name(c), seed=c.seed, sources=c.sources, strength=c.strength,

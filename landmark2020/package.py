@@ -312,7 +312,7 @@ Everything else the library imports is in the Kaggle image: {', '.join(sorted(se
 {runs}
 
 Each folder holds `model/config.json` + `model/model.safetensors` (load with
-`landmark2020.model.load_landmark_model(folder/'model')`) and `labels.json` (`landmark2020.connector.LabelMap.load`).
+`landmark2020.model.load_landmark_model(folder/'model')`) and `labels.json` (`landmark2020.data.LabelMap.load`).
 {'The inference recipe (`landmark2020.inference.PredictConfig` keys) is `predict.yaml`.' if m.get('predict_config') else 'No `predict.yaml`: the notebooks use the default inference recipe.'}
 
 ## Upload and submit

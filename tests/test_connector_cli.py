@@ -67,8 +67,11 @@ def test_resume_after_kill(toy, tmp_path):
     out, parts = tmp_path/'ix.parquet', tmp_path/'ix.parquet.parts'
     ref = run('lm_index', toy, '--out', tmp_path/'ref.parquet', '--executor', 'serial', '--quiet')
     assert ref.returncode == 0, ref.stderr
-    # slow each unit down so the kill lands mid-run (test hook: LM_INDEX_UNIT_DELAY seconds per unit)
-    env = dict(os.environ, LM_INDEX_UNIT_DELAY='0.05')
+    # slow each unit down so the kill lands mid-run: a sitecustomize module wraps data._index_unit in that process
+    hook = tmp_path/'hook'; hook.mkdir()
+    (hook/'sitecustomize.py').write_text("import time, landmark2020.data as d\n_unit = d._index_unit\n"
+                                         "def _slow(*a, **k): time.sleep(0.05); return _unit(*a, **k)\nd._index_unit = _slow\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hook), os.environ.get('PYTHONPATH', '')])))
     p = subprocess.Popen([str(BIN/'lm_index'), str(toy), '--out', str(out), '--executor', 'serial', '--quiet'], env=env)
     t0 = time.time()
     while len(list(parts.glob('train-*.parquet'))) < 3 and time.time() - t0 < 60: time.sleep(0.02)
