@@ -7,12 +7,13 @@ export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 PIPQ := 2>&1 | grep -v 'is neither a file nor a directory' ; test $${PIPESTATUS[0]} -eq 0
 
-.PHONY: venv test demo bench export check-sync clean help
+.PHONY: venv test demo bench export outputs check-sync clean help
 help:
 	@echo "make demo   - build the toy GLDv2 dataset, fine-tune EfficientNet-Lite0, score both tasks, write a report"
 	@echo "make test   - check notebooks/library are in sync, then run every notebook and integration test"
 	@echo "make bench  - run every bench/ script and write bench/RESULTS.md"
 	@echo "make export - nbdev_export + nbdev_clean (after editing a notebook)"
+	@echo "make outputs - run the notebooks and keep the outputs of their short example cells (then commit)"
 
 $(STAMP): requirements.txt constraints.txt settings.ini setup.py
 	@test -x $(PY) || python3 -m venv .venv
@@ -41,6 +42,10 @@ check-sync: venv
 
 test: check-sync
 	.venv/bin/python -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Run the notebooks as `make test` does and keep the short example outputs, so they read as documentation.
+outputs: venv
+	.venv/bin/python tools/keep_outputs.py $(NBS) && env -u IN_TEST .venv/bin/nbdev_clean
 
 demo: venv
 	.venv/bin/lm_demo $(DEMO_ARGS)
