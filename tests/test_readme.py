@@ -29,3 +29,12 @@ def test_python_quickstart_runs(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert (tmp_path/'runs'/'smoke'/'model'/'model.safetensors').exists() and (tmp_path/'rec.csv').exists()
     assert 'GAP' in p.stdout
+
+def test_index_notebook_matches_readme():
+    "nbs/index.ipynb (the docs' front page) says what the README says: the two commands and the reading order."
+    import json
+    nb = json.loads((ROOT/'nbs'/'index.ipynb').read_text())
+    text = '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')
+    for title in ('Two commands', 'Read it like a book'):
+        body = README.split(f'## {title}\n', 1)[1].split('\n## ', 1)[0].strip().replace('](nbs/', '](')
+        assert body in text, f"nbs/index.ipynb is out of date with the README section '{title}'"
