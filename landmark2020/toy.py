@@ -412,9 +412,7 @@ def _jpeg_pool(rng, n:int, size=(32, 64)) -> list:
 
 def _place_files(root:Path, split:str, ids, pool_files:list, pick:np.ndarray, workers:int):
     "Hard-link (or, where links fail, copy) pool file `pick[i]` to `root/split/a/b/c/ids[i].jpg`."
-    for a in _HEX_DIGITS:
-        for b in _HEX_DIGITS:
-            for c in _HEX_DIGITS: (root/split/a/b/c).mkdir(parents=True, exist_ok=True)
+    for a, b, c in sorted({i[:3] for i in ids}): (root/split/a/b/c).mkdir(parents=True, exist_ok=True)
     base = str(root/split)
     def put(lo_hi):
         lo, hi = lo_hi
@@ -426,7 +424,6 @@ def _place_files(root:Path, split:str, ids, pool_files:list, pick:np.ndarray, wo
     chunks = [(lo, min(lo + step, len(ids))) for lo in range(0, len(ids), step)]
     with ThreadPoolExecutor(max(1, workers)) as ex: list(ex.map(put, chunks))
 
-_HEX_DIGITS = '0123456789abcdef'
 _SYNTH_VERSION = 1
 
 def make_synthetic_gldv2(dest, scale:float=1.0, seed:int=0, noisy_frac:float=0.05, index_landmark_frac:float=0.5,
