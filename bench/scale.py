@@ -39,9 +39,11 @@ def _t():
 
 class Stage:
     "Collects the timings (seconds) and notes of one stage run."
-    def __init__(self): self.times, self.notes, self.extrapolated = {}, [], set()
-    def time(self, name, f, *a, **kw):
+    def __init__(self): self.times, self.notes, self.extrapolated, self.work = {}, [], set(), {}
+    def time(self, name, f, *a, work=None, **kw):
+        "Time `f(*a, **kw)` as `name`; `work`: its amount when that is not proportional to the size (e.g. query x database pairs)."
         t = _t(); out = f(*a, **kw); self.times[name] = time.perf_counter() - t
+        if work: self.work[name] = float(work)
         return out
 
 def _rand_unit(n, d=DIM, seed=0, chunk=200_000, out=None):
@@ -195,6 +197,7 @@ def st_knn(st, work, scale, a):
         name = f'knn top-10, {backend}, {len(q):,} x {len(db):,} x {DIM}'
         nq, f = _cap(st, name, len(q), a.knn_queries)
         t = _t(); s, i = knn(q[:nq], db, 10, backend=backend); st.times[name] = (time.perf_counter() - t)*f
+        st.work[name] = len(q)*len(db)
         if backend == 'faiss': np.save(work/'knn_s.npy', s); np.save(work/'knn_i.npy', i)
         if f > 1: st.notes.append(f"{backend}: {nq:,} of {len(q):,} queries searched in {st.times[name]/f:.1f} s, scaled x{f:.1f}")
 
@@ -212,10 +215,12 @@ def st_recognition(st, work, scale, a):
     nu, f = _cap(st, name, len(used), a.knn_queries and 2*a.knn_queries)
     pen = np.zeros(len(db), np.float32)
     t = _t(); pen[used[:nu]] = nonlandmark_similarity(np.ascontiguousarray(db[used[:nu]]), nl, 5); st.times[name] = (time.perf_counter() - t)*f
+    st.work[name] = len(used)*len(nl)
     labels, conf = st.time(f'vote (top-{k}, penalty)', vote, s, i, lab, k, pen)
     name = f'C_i: {len(q):,} queries vs {len(nl):,} non-landmarks (top-10)'
     nq, f = _cap(st, name, len(q), a.knn_queries)
     t = _t(); ci = nonlandmark_similarity(q[:nq], nl, 10); st.times[name] = (time.perf_counter() - t)*f
+    st.work[name] = len(q)*len(nl)
     ci = ci[np.arange(len(q)) % nq]
     conf = conf - ci
     conf = st.time('penalize_frequent', penalize_frequent, labels, conf)
@@ -225,12 +230,13 @@ def st_retrieval(st, work, scale, a):
     import pandas as pd
     from landmark2020.rerank import dba, alpha_qe, knn, k_reciprocal_rerank, landmark_country_rerank, country_codes
     q, x = np.load(work/'emb_test.npy'), np.load(work/'emb_index.npy')
-    xd = st.time(f'alpha-DBA of the index ({len(x):,}, n=10)', dba, x, 3.0, 10)
-    qe = st.time(f'alpha-QE of {len(q):,} queries (n=10)', alpha_qe, q, xd, 3.0, 10)
-    s, i = st.time(f'knn top-100, {len(q):,} x {len(x):,}', knn, qe, xd, 100)
+    xd = st.time(f'alpha-DBA of the index ({len(x):,}, n=10)', dba, x, 3.0, 10, work=len(x)**2)
+    qe = st.time(f'alpha-QE of {len(q):,} queries (n=10)', alpha_qe, q, xd, 3.0, 10, work=len(q)*len(x))
+    s, i = st.time(f'knn top-100, {len(q):,} x {len(x):,}', knn, qe, xd, 100, work=len(q)*len(x))
     name = f'k-reciprocal re-ranking, {len(q):,} queries + {len(x):,} index (k1=10, k2=3)'
     nq, f = _cap(st, name, len(q), a.kr_queries)
     t = _t(); k_reciprocal_rerank(qe[:nq], xd, 100, 10, 3, 0.3); st.times[name] = (time.perf_counter() - t)*(len(x) + len(q))/(len(x) + nq)
+    st.work[name] = (len(x) + len(q))**2
     if f > 1: st.notes.append(f"k-reciprocal: {nq:,} queries with the whole index ({len(x) + nq:,} points) in {st.times[name]*(len(x) + nq)/(len(x) + len(q)):.1f} s, scaled to {len(x) + len(q):,} points (its cost is linear in the points: per-point k-NN lists)")
     db = _train_mm(work)
     lab = pd.read_parquet(work/'frame.parquet', columns=['landmark_id']).landmark_id.to_numpy()
@@ -241,6 +247,7 @@ def st_retrieval(st, work, scale, a):
     t = _t()
     q_ref = knn(qe[:nr], db, 3); top1 = knn(xd[:min(len(x), nr)], db, 1)[1][:, 0]
     st.times[name] = (time.perf_counter() - t)*(len(q) + len(x))/(nr + min(len(x), nr))
+    st.work[name] = (len(q) + len(x))*len(db)
     if f > 1:
         r = np.arange(len(q)) % nr; q_ref = (q_ref[0][r], q_ref[1][r]); top1 = top1[np.arange(len(x)) % len(top1)]
     s2, i2 = st.time('landmark_country_rerank (alpha 1, beta 0.1, 3 votes)', landmark_country_rerank, s, i, q_ref, top1, lab, ctry)
@@ -271,7 +278,7 @@ def run_stage(name, scale, work, a) -> dict:
         import traceback; traceback.print_exc(); err = f"{type(e).__name__}: {e}"
     wall = time.perf_counter() - t
     ru = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return dict(stage=name, scale=scale, wall=wall, times=st.times, notes=st.notes, extrapolated=sorted(st.extrapolated),
+    return dict(stage=name, scale=scale, wall=wall, times=st.times, work=st.work, notes=st.notes, extrapolated=sorted(st.extrapolated),
                 rss_gib=ru/2**20, error=err)
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -310,7 +317,8 @@ def render(results:dict, scales:list, meta:dict) -> str:
          "images in 81,313 classes + 5% noisy rows, 76,176 index, 100,000 test); embeddings are random unit vectors "
          f"of dimension {DIM}. Each stage is a fresh process; RSS = its peak resident memory (`ru_maxrss`, incl. "
          "waited child processes and the memory-mapped pages it read). Exponent = log(t2/t1)/log(10) between sizes "
-         "(1 = linear; n log n reads about 1.1 here; small times are noisy). "
+         "(1 = linear; n log n reads about 1.1 here; small times are noisy); where a timing's work is not proportional to the "
+         "size (exact search: queries x database, both growing with n, so work ∝ n^2) the exponent per unit of work follows. "
          "**ext.** = measured on a sample of the queries and scaled linearly to all of them (exact kNN is linear in the "
          "queries for a fixed database). Empty cells: not run at that size.", '',
          '| stage | timing | ' + ' | '.join(f'{s:g}×' for s in scales) + ' | exp. 1%→10% | exp. 10%→100% | peak RSS ' + ' / '.join(f'{s:g}×' for s in scales) + ' |',
@@ -332,19 +340,26 @@ def render(results:dict, scales:list, meta:dict) -> str:
             if r and r.get('error'): notes.append(f"* `{name}` at {r['scale']:g}×: **failed**: {r['error']}")
             if r and r.get('notes'): notes.append(f"* `{name}` at {r['scale']:g}×: " + '; '.join(r['notes']))
         for k in keys:
-            cells, vals = [], []
+            cells, vals, works = [], [], []
             for s, r in rs.items():
-                v = None
+                v = w = None
                 if r:
                     hit = [kk for kk in r.get('times', {}) if norm(kk) == k]
                     v = r['times'][hit[0]] if hit else None
+                    w = r.get('work', {}).get(hit[0]) if hit else None
                     if v is not None and hit[0] in r.get('extrapolated', []): cells.append(_fmt_t(v) + ' ext.')
                     else: cells.append(_fmt_t(v))
                 else: cells.append('')
-                vals.append(v)
-            ex = [_exp(vals[j], vals[j + 1], scales[j], scales[j + 1]) for j in range(len(scales) - 1)]
+                vals.append(v); works.append(w)
+            ex = []
+            for j in range(len(scales) - 1):
+                e = _exp(vals[j], vals[j + 1], scales[j], scales[j + 1])
+                if e is not None and works[j] and works[j + 1] and works[j + 1] != works[j]:
+                    wr = math.log(works[j + 1]/works[j])/math.log(scales[j + 1]/scales[j])   # how the work grows with the size
+                    ex.append(f'{e:.2f} (work ∝ n^{wr:.0f}: {e/wr:.2f} per unit)')
+                else: ex.append(None if e is None else f'{e:.2f}')
             ex = (ex + [None, None])[:2]
-            L.append(f"| `{name}` | {shown[k]} | " + ' | '.join(cells) + ' | ' + ' | '.join('' if e is None else f'{e:.2f}' for e in ex)
+            L.append(f"| `{name}` | {shown[k]} | " + ' | '.join(cells) + ' | ' + ' | '.join('' if e is None else e for e in ex)
                      + f' | {rss if k == keys[0] else ""} |')
         tot = [r['wall'] if r else None for r in rs.values()]
         L.append(f"| `{name}` | *stage total (in-process wall)* | " + ' | '.join(_fmt_t(v) for v in tot) + ' | '
