@@ -7,11 +7,12 @@ export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 PIPQ := 2>&1 | grep -v 'is neither a file nor a directory' ; test $${PIPESTATUS[0]} -eq 0
 
-.PHONY: venv test demo bench export outputs check-sync clean help
+.PHONY: venv test demo bench bench-scale export outputs check-sync clean help
 help:
 	@echo "make demo   - build the toy GLDv2 dataset, fine-tune EfficientNet-Lite0, score both tasks, write a report"
 	@echo "make test   - check notebooks/library are in sync, then run every notebook and integration test"
 	@echo "make bench  - run every bench/ script and write bench/RESULTS.md"
+	@echo "make bench-scale - every stage at 1%, 10%, 100% of GLDv2's cardinalities (long; SCALE_ARGS='--scales 0.01,0.1' for the small sizes)"
 	@echo "make export - nbdev_export + nbdev_clean (after editing a notebook)"
 	@echo "make outputs - run the notebooks and keep the outputs of their short example cells (then commit)"
 
@@ -52,6 +53,10 @@ demo: venv
 
 bench: venv
 	.venv/bin/python bench/run_all.py
+
+# The full-size rehearsal (issue 16): a synthetic GLDv2 at 1%, 10%, 100%; writes its section of bench/RESULTS.md.
+bench-scale: venv
+	.venv/bin/python bench/scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info _proc _docs .pytest_cache

@@ -199,6 +199,11 @@ def main(argv=None):
         results[m] = collect(m, run_script(found[m], a.quick, a.timeout, env), since, a.quick, mach, date)
     text = render(results, mach, date, a.quick, load0, load_avg())
     out = Path(a.out)
+    keep = '## Full-size rehearsal'                 # written by bench/scale.py (make bench-scale): kept as it is
+    if out.exists() and keep in (old := out.read_text()):
+        sec = old[old.index(keep):]
+        sec = sec[:sec.find('\n## ', 1) + 1] if '\n## ' in sec[1:] else sec
+        text = text.rstrip() + '\n\n' + sec.rstrip() + '\n'
     tmp = out.with_name(f'.{out.name}.tmp')
     tmp.write_text(text); os.replace(tmp, out)
     print(f"\nwrote {out}")

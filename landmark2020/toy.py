@@ -14,8 +14,8 @@ from .core import LandmarkError, cli_main, Arg, check_id, invalid_ids, id_relpat
 from .data import solution_beside
 
 # %% auto #0
-__all__ = ['DEBIAN_PHOTO_PACKAGES', 'COMPETITIONS', 'toy_solution_path', 'fetch_debian_photos', 'make_toy_gldv2',
-           'make_toy_competition', 'lm_toy']
+__all__ = ['DEBIAN_PHOTO_PACKAGES', 'COMPETITIONS', 'toy_solution_path', 'GLDV2_CARDINALITIES', 'fetch_debian_photos',
+           'make_toy_gldv2', 'make_toy_competition', 'gldv2_class_sizes', 'make_synthetic_gldv2', 'lm_toy']
 
 # %% ../nbs/01a_toy.ipynb #9d6f70ee
 def _pkg_dir(name) -> Path|None:
@@ -379,6 +379,139 @@ def make_toy_competition(dest, competition:str='landmark-recognition-2020', seed
     finally: shutil.rmtree(work, ignore_errors=True)
     return dest
 
+# %% ../nbs/01a_toy.ipynb #97fd8102
+GLDV2_CARDINALITIES = dict(train=1_580_470, classes=81_313, index=76_176, test=100_000)
+
+def gldv2_class_sizes(n_classes:int, n_images:int, min_size:int=2, alpha:float=0.55) -> np.ndarray:
+    "Long-tailed class sizes, largest first, summing to exactly `n_images`: `min_size` plus a tail ∝ rank**-alpha - n_classes**-alpha."
+    if n_classes < 1 or n_images < min_size*n_classes:
+        raise LandmarkError(f"gldv2_class_sizes: need n_classes >= 1 and n_images >= min_size*n_classes, got {n_classes}, {n_images}, {min_size}")
+    w = np.arange(1, n_classes + 1, dtype=np.float64)**-alpha
+    w = w - w[-1] if n_classes > 1 else w                        # the smallest classes get exactly min_size
+    extra = n_images - min_size*n_classes
+    s = np.floor(extra*w/w.sum()).astype(np.int64)
+    s[:extra - int(s.sum())] += 1                                  # the rounding remainder goes to the largest classes
+    return min_size + s
+
+def _hex_ids(rng, n:int) -> np.ndarray:
+    "`n` distinct random 16-hex-digit ids (GLDv2's id format), as a numpy str array."
+    u = np.unique(rng.integers(0, 2**63, size=int(n*1.001) + 16, dtype=np.int64))
+    u = rng.permutation(u)[:n]
+    if len(u) < n: raise LandmarkError(f"_hex_ids: could not draw {n} distinct ids")
+    lut = np.frombuffer(b''.join(f'{i:02x}'.encode() for i in range(256)), np.uint8).reshape(256, 2)
+    return lut[u.astype('>u8').view(np.uint8).reshape(-1, 8)].reshape(-1, 16).view('S16').ravel().astype(str)
+
+def _jpeg_pool(rng, n:int, size=(32, 64)) -> list:
+    "`n` small, smooth JPEGs (bytes, a few hundred each): 4x4 random colours upsampled to a random size in `size`."
+    out = []
+    for _ in range(n):
+        w, h = (int(v) for v in rng.integers(size[0], size[1] + 1, 2))
+        im = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((w, h), Image.BILINEAR)
+        b = io.BytesIO(); im.save(b, 'JPEG', quality=70); out.append(b.getvalue())
+    return out
+
+def _place_files(root:Path, split:str, ids, pool_files:list, pick:np.ndarray, workers:int):
+    "Hard-link (or, where links fail, copy) pool file `pick[i]` to `root/split/a/b/c/ids[i].jpg`."
+    for a, b, c in sorted({i[:3] for i in ids}): (root/split/a/b/c).mkdir(parents=True, exist_ok=True)
+    base = str(root/split)
+    def put(lo_hi):
+        lo, hi = lo_hi
+        for i, p in zip(ids[lo:hi], pick[lo:hi]):
+            dst = f'{base}/{i[0]}/{i[1]}/{i[2]}/{i}.jpg'
+            try: os.link(pool_files[p], dst)
+            except OSError: shutil.copyfile(pool_files[p], dst)   # another file system, or too many links
+    step = 20_000
+    chunks = [(lo, min(lo + step, len(ids))) for lo in range(0, len(ids), step)]
+    with ThreadPoolExecutor(max(1, workers)) as ex: list(ex.map(put, chunks))
+
+_SYNTH_VERSION = 1
+
+def make_synthetic_gldv2(dest, scale:float=1.0, seed:int=0, noisy_frac:float=0.05, index_landmark_frac:float=0.5,
+                         test_landmark_frac:float=0.1, index_per_landmark:int=8, n_pool:int=256, size=(32, 64),
+                         workers:int|None=None, overwrite:bool=False) -> Path:
+    "A GLDv2 tree at `scale` x the real cardinalities (1,580,470 clean train images in 81,313 long-tailed classes, 76,176 index, 100,000 test images) with tiny hard-linked JPEGs; returns `dest`."
+    dest = Path(dest)
+    if not (0 < scale <= 4): raise LandmarkError(f"make_synthetic_gldv2: scale must be in (0, 4], got {scale}")
+    for k, v in dict(noisy_frac=noisy_frac, index_landmark_frac=index_landmark_frac, test_landmark_frac=test_landmark_frac).items():
+        if not 0 <= v <= 1: raise LandmarkError(f"make_synthetic_gldv2: {k} must be in [0, 1], got {v}")
+    G = GLDV2_CARDINALITIES
+    n_cls = max(2, round(G['classes']*scale)); n_tr = max(2*n_cls, round(G['train']*scale))
+    n_ix, n_te = max(2, round(G['index']*scale)), max(2, round(G['test']*scale))
+    params = dict(version=_SYNTH_VERSION, scale=float(scale), seed=seed, noisy_frac=noisy_frac, index_landmark_frac=index_landmark_frac,
+                  test_landmark_frac=test_landmark_frac, index_per_landmark=index_per_landmark, n_pool=n_pool, size=list(size))
+    meta = dest/'synthetic_meta.json'
+    if dest.exists():
+        if meta.exists() and json.loads(meta.read_text()).get('params') == params and not overwrite: return dest
+        if not overwrite and any(dest.iterdir()):
+            raise LandmarkError(f"make_synthetic_gldv2: {dest} exists and is not this synthetic dataset (pass overwrite=True to replace it)")
+    rng = np.random.default_rng([seed, 0x5CA1E])
+    n_noisy = round(noisy_frac*n_tr)
+    # train: clean rows in long-tailed classes (class sizes shuffled over the landmark ids), then noisy rows
+    sizes = rng.permutation(gldv2_class_sizes(n_cls, n_tr))
+    lids = np.sort(rng.choice(210_000, n_cls, replace=False))
+    cls = np.repeat(np.arange(n_cls), sizes)
+    cls_noisy = cls[rng.integers(0, n_tr, n_noisy)]                  # noisy rows follow the class sizes
+    ids = _hex_ids(rng, n_tr + n_noisy + n_ix + n_te)
+    tr_ids, ix_ids, te_ids = ids[:n_tr + n_noisy], ids[n_tr + n_noisy:n_tr + n_noisy + n_ix], ids[n_tr + n_noisy + n_ix:]
+    tr_lab = lids[np.concatenate([cls, cls_noisy])]
+    is_clean = np.r_[np.ones(n_tr, bool), np.zeros(n_noisy, bool)]
+    o = rng.permutation(len(tr_lab)); tr_lab, is_clean = tr_lab[o], is_clean[o]   # CSV rows in random order
+    cats = pd.Series(lids).map(lambda l: f'http://commons.wikimedia.org/wiki/Category:Synthetic_{l}')
+    # index: landmarks of `index_per_landmark` images on average; a share of them are train landmarks (joined by category)
+    n_ilm = max(1, round(n_ix/index_per_landmark))
+    isz = rng.permutation(gldv2_class_sizes(n_ilm, n_ix, min_size=1, alpha=0.5))
+    n_shared = min(n_cls, round(n_ilm*index_landmark_frac))
+    shared = rng.choice(n_cls, n_shared, replace=False)             # train classes that the index also shows
+    ilids = np.sort(rng.choice(np.arange(1, 210_000), n_ilm, replace=False))
+    icat = np.array([f'http://commons.wikimedia.org/wiki/Category:Synthetic_index_only_{l}' for l in ilids], dtype=object)
+    icat[:n_shared] = cats.to_numpy()[shared]
+    ix_lm = np.repeat(np.arange(n_ilm), isz)
+    # test: a share are landmark queries (of shared index landmarks), the rest non-landmarks
+    te_lm = np.full(n_te, -1)
+    n_q = round(n_te*test_landmark_frac) if n_shared else 0
+    te_lm[rng.choice(n_te, n_q, replace=False)] = rng.integers(0, n_shared, n_q)
+    usage = np.where(rng.random(n_te) < 0.5, 'Public', 'Private')
+    pool_bytes = _jpeg_pool(rng, n_pool, size)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
+    try:
+        (tmp/'.pool').mkdir()
+        pool = [str(tmp/'.pool'/f'{k:04d}.jpg') for k in range(n_pool)]
+        for p, b in zip(pool, pool_bytes): Path(p).write_bytes(b)
+        nw = workers or min(4, os.cpu_count() or 1)
+        for split, sids in (('train', tr_ids), ('index', ix_ids), ('test', te_ids)):
+            _place_files(tmp, split, sids, pool, rng.integers(0, n_pool, len(sids)), nw)
+        url = lambda s: 'https://synthetic.invalid/' + s + '.jpg'
+        tr = pd.DataFrame({'id': tr_ids, 'url': url(tr_ids.astype(object)), 'landmark_id': tr_lab})
+        _write_csv(tr, tmp/'train.csv')
+        tc = pd.DataFrame({'id': tr_ids[is_clean], 'landmark_id': tr_lab[is_clean]})
+        _write_csv(tc.groupby('landmark_id', sort=True).id.agg(' '.join).reset_index().rename(columns={'id': 'images'}), tmp/'train_clean.csv')
+        _write_csv(pd.DataFrame({'landmark_id': lids, 'category': cats}), tmp/'train_label_to_category.csv')
+        countries = np.array([f'C{k:03d}' for k in range(200)])
+        cont = np.array(['Asia', 'Europe', 'Africa', 'North America', 'South America', 'Oceania'])
+        ctry = rng.integers(0, len(countries), n_cls)
+        _write_csv(pd.DataFrame({'landmark_id': lids, 'country': countries[ctry], 'continent': cont[ctry % len(cont)]}),
+                   tmp/'train_label_to_country.csv')
+        _write_csv(pd.DataFrame({'id': ix_ids, 'url': url(ix_ids.astype(object))}), tmp/'index.csv')
+        _write_csv(pd.DataFrame({'id': ix_ids, 'landmark_id': ilids[ix_lm]}), tmp/'index_image_to_landmark.csv')
+        _write_csv(pd.DataFrame({'landmark_id': ilids, 'category': icat}), tmp/'index_label_to_category.csv')
+        _write_csv(pd.DataFrame({'id': te_ids, 'url': url(te_ids.astype(object))}), tmp/'test.csv')
+        is_q = te_lm >= 0
+        rec_lab = np.where(is_q, lids[shared[np.maximum(te_lm, 0)]].astype(str), '')
+        _write_csv(pd.DataFrame({'id': te_ids, 'landmarks': rec_lab, 'Usage': usage}), tmp/'recognition_solution_v2.1.csv')
+        by_lm = pd.Series(ix_ids).groupby(ix_lm).agg(' '.join)
+        imgs = np.where(is_q, by_lm.reindex(np.maximum(te_lm, 0)).fillna('None').to_numpy(), 'None')
+        _write_csv(pd.DataFrame({'id': te_ids, 'images': imgs, 'Usage': np.where(is_q, usage, 'Ignored')}), tmp/'retrieval_solution_v2.1.csv')
+        _write_csv(pd.DataFrame({'id': te_ids, 'landmarks': f'{lids[0]} 0.5'}), tmp/'sample_submission.csv')
+        counts = dict(train=len(tr_ids), clean=n_tr, classes=n_cls, index=n_ix, index_landmarks=n_ilm, test=n_te, test_landmarks=n_q)
+        (tmp/'synthetic_meta.json').write_text(json.dumps(dict(params=params, counts=counts), indent=1))
+        if dest.exists(): shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    return dest
+
+
 # %% ../nbs/01a_toy.ipynb #0a73c1d8
 @cli_main
 def lm_toy(dest:Arg("output folder", str, opt=False),
@@ -394,11 +527,13 @@ def lm_toy(dest:Arg("output folder", str, opt=False),
            competition:Arg("landmark-recognition-2020 or landmark-retrieval-2021: a Kaggle folder instead", str)=None,
            deb_root:Arg("an already unpacked Debian tree (skips the download)", str)=None,
            cache_dir:Arg("where the Debian packages are unpacked", str)=None,
-           overwrite:Arg("replace DEST if it exists", bool)=False):
+           overwrite:Arg("replace DEST if it exists", bool)=False,
+           synthetic:Arg("instead: the synthetic GLDv2 at this scale of the real cardinalities (1.0: 1,580,470 train images)", float)=None):
     "Write the GLDv2-shaped toy dataset (or a toy Kaggle competition folder) to DEST."
     kw = dict(seed=seed, sources=sources, strength=strength, size=(size_min, size_max), n_train=n_train, n_index=n_index,
               n_test=n_test, views=views, deb_root=deb_root, cache_dir=cache_dir)
     if size_min < 16 or size_max < size_min: raise LandmarkError(f"--size_min/--size_max: need 16 <= size_min <= size_max, got {size_min}, {size_max}")
-    if competition: out = make_toy_competition(dest, competition, overwrite=overwrite, **kw)
+    if synthetic is not None: out = make_synthetic_gldv2(dest, scale=synthetic, seed=seed, overwrite=overwrite)
+    elif competition: out = make_toy_competition(dest, competition, overwrite=overwrite, **kw)
     else: out = make_toy_gldv2(dest, overwrite=overwrite, **kw)
     print(out)
