@@ -209,7 +209,7 @@ def _check_kernel(text, mods, venv_py, guard_log, faiss_expected):
     assert 'full private run' in text and 'images/s' in text                                       # the time estimate
 
 def _score(sub, comp, task):
-    from landmark2020.metrics import read_submission, score_submission
+    from landmark2020.submission import read_submission, score_submission
     from landmark2020.connector import LandmarkData, toy_solution_path
     parsed = read_submission(sub, task, test_ids=LandmarkData(comp).ids('test'))   # every test id, valid cells
     return parsed, score_submission(sub, toy_solution_path(comp), task)
