@@ -82,8 +82,8 @@ def _objects(values):
 
 def _ground_truth(solution, task):
     """`(ids, lens, values, ignored, unique)` of an in-memory solution: row `r` is test id `ids[r]`, its ground truth
-    the next `lens[r]` entries of `values` (landmark ids as int64, or index ids); `ignored`: the ids of `Ignored` rows
-    (dropped); `unique`: whether the ids are known to be unique (a dict's keys are)."""
+    the next `lens[r]` entries of `values` (landmark ids: an int64 array; index ids: a list); `ignored`: the ids of
+    `Ignored` rows (dropped); `unique`: whether the ids are known to be unique (a dict's keys are)."""
     ignored = np.zeros(0, dtype=object)
     if isinstance(solution, dict): ids, cells = _objects(list(solution)), list(solution.values())
     elif isinstance(solution, pd.Series): ids, cells = _objects(solution.index.tolist()), solution.tolist()
@@ -103,7 +103,7 @@ def _ground_truth(solution, task):
         cells = cells.tolist()
     else: raise LandmarkError(f"solution must be a dict, Series or DataFrame, got {type(solution).__name__}")
     lens, flat = _flatten(cells)
-    if task == 'retrieval': return ids, lens, _objects(flat), ignored, isinstance(solution, dict)
+    if task == 'retrieval': return ids, lens, flat, ignored, isinstance(solution, dict)
     try: values = np.array(flat, dtype=np.int64) if flat else np.zeros(0, np.int64)
     except (TypeError, ValueError, OverflowError) as e: raise LandmarkError(f"solution: landmark ids must be integers ({e})") from None
     return ids, lens, values, ignored, isinstance(solution, dict)
@@ -214,17 +214,29 @@ def _retrieval_predictions(predictions):
                               f"query id -> list of index ids, got {type(predictions).__name__}")
     return ids, [c if type(c) is list else _as_list(c) for c in cells]
 
-def _list_hits(ranked_lists, rows, relevant_lists, k):
-    """`(query, rank)` of the hits in the first `k` of each ranked list, sorted by query and rank; list `j` is
-    judged against `relevant_lists[rows[j]]`."""
+def _first_ranks(ranked, relevant):
+    "0-based ranks of the first occurrence of each item of the set `relevant` in the list `ranked`."
+    ranks = list(itertools.compress(range(len(ranked)), map(relevant.__contains__, ranked)))   # no Python step per entry
+    found = [ranked[r] for r in ranks]
+    if len(set(found)) == len(found): return ranks
+    first = {}                                             # a repeated image counts once, at its first rank
+    for r, item in zip(ranks, found): first.setdefault(item, r)
+    return sorted(first.values())
+
+def _list_hits(ranked_lists, rows, lens, flat, k, sol_ids):
+    """`(query, rank)` of the hits in the first `k` of each ranked list, sorted by query and rank; list `j` is judged
+    against solution row `rows[j]`, whose relevant ids are the next `lens[rows[j]]` of the list `flat`."""
+    start = np.r_[0, np.cumsum(lens)].tolist()
+    checked = np.zeros(len(lens), bool)
     hit_query, hit_rank = [], []
     for j, (ranked, r) in enumerate(zip(ranked_lists, rows.tolist())):
-        relevant = relevant_lists[r]
+        relevant = set(flat[start[r]:start[r + 1]]); checked[r] = True
+        if len(relevant) != lens[r]: raise LandmarkError(f"solution: query {sol_ids[r]!r} lists an index image twice")
         if not relevant or not ranked: continue
-        top = ranked[:k]
-        found = set(relevant).intersection(top)
-        hit_rank.extend(sorted(map(top.index, found)))            # the first occurrence of each relevant image
-        hit_query.extend([j] * len(found))
+        ranks = _first_ranks(ranked if len(ranked) <= k else ranked[:k], relevant)
+        hit_rank.extend(ranks); hit_query.extend([j] * len(ranks))
+    for r in np.flatnonzero(~checked).tolist():            # the solution's rows without predictions
+        if len(set(flat[start[r]:start[r + 1]])) != lens[r]: raise LandmarkError(f"solution: query {sol_ids[r]!r} lists an index image twice")
     return np.array(hit_query, np.int64), np.array(hit_rank, np.int64)
 
 def _retrieval(predictions, solution, k):
@@ -235,11 +247,7 @@ def _retrieval(predictions, solution, k):
         keep = ~pd.Index(ids).isin(ignored)
         ids, ranked_lists = ids[keep], [c for c, kp in zip(ranked_lists, keep.tolist()) if kp]
     rows = _solution_rows(ids, sol_ids, unique)
-    it = iter(flat.tolist())
-    relevant_lists = [list(itertools.islice(it, n)) for n in lens.tolist()]
-    for r, relevant in enumerate(relevant_lists):
-        if len(set(relevant)) != len(relevant): raise LandmarkError(f"solution: query {sol_ids[r]!r} lists an index image twice")
-    hit_query, hit_rank = _list_hits(ranked_lists, rows, relevant_lists, k)
+    hit_query, hit_rank = _list_hits(ranked_lists, rows, lens, flat, k, sol_ids)
     return _ap_sums(hit_query, hit_rank, len(ids)), lens[rows], hit_rank, int((lens > 0).sum())
 
 def map_at_k(predictions, solution, k:int=100) -> float:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from fastcore.script import call_parse, Param, store_true
 from .core import LandmarkError, cli_main, ID_PATTERN, atomic_write
 from .metrics import TASKS, USAGES, MAX_IMAGES, _gap, _in_rows, _ap_sums, _mean_ap, _precisions, _array_hits, _is_missing
@@ -22,6 +23,7 @@ __all__ = ['read_solution', 'read_submission', 'validate_submission', 'validate_
 
 # %% ../nbs/02a_submission.ipynb #89d35889
 _CELL = {'recognition': 'landmarks', 'retrieval': 'images'}    # each task's cell column
+_ARROW = (pa.Array, pa.ChunkedArray)
 
 def _check_task(task):
     if task not in _CELL: raise LandmarkError(f"unknown task {task!r} (expected 'recognition' or 'retrieval')")
@@ -43,40 +45,48 @@ def _read_bytes(path):
         except (OSError, EOFError) as e: raise LandmarkError(f"{path}: corrupt gzip file ({e})") from None
     return raw.removeprefix(b'\xef\xbb\xbf')                   # a UTF-8 byte order mark
 
-def _lines(raw, path):
-    "The lines of the UTF-8 text `raw`, as a pyarrow string array; text that is not UTF-8 is an error naming the line."
-    try: text = pa.array([raw], pa.large_binary()).cast(pa.large_string())
-    except pa.ArrowInvalid:
-        try: raw.decode('utf-8')
-        except UnicodeDecodeError as e: line, reason = raw[:e.start].count(b'\n') + 1, e.reason
-        raise LandmarkError(f"{path}, line {line}: not UTF-8 text ({reason})") from None
-    lines = pc.list_flatten(pc.split_pattern(text, '\n'))
-    if len(lines) and lines[-1].as_py() == '': lines = lines[:-1]        # (the end of the last line)
-    if b'\r' in raw: lines = pc.replace_substring_regex(lines, '\r$', '', max_replacements=1)   # CRLF line ends
-    return lines
+def _decode(raw, path):
+    "`raw` as text; text that is not UTF-8 is an error naming the line."
+    try: return raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise LandmarkError(f"{path}, line {line}: not UTF-8 text ({e.reason})") from None
 
 def _read_table(x, cols, what):
-    """`(columns, src)`: the cells of each of `cols` (a pyarrow string array for a file, the DataFrame's own values
-    for a DataFrame) and where each row came from."""
+    """`(columns, src)`: the cells of each of `cols` (pyarrow string arrays for a file, the DataFrame's own values for
+    a DataFrame) and where each row came from."""
     if isinstance(x, pd.DataFrame):
         miss = [c for c in cols if c not in x.columns]
         if miss: raise LandmarkError(f"{what} DataFrame: missing column(s) {miss} (expected {list(cols)}, got {list(x.columns)})")
         return {c: x[c].to_numpy(dtype=object) for c in cols}, _Src(f"{what} DataFrame", 'row', np.arange(len(x)))
     path = Path(x); raw = _read_bytes(path)
-    lines = _lines(raw, path)
-    if not len(lines): raise LandmarkError(f"{path}: empty file (expected the header {','.join(cols)!r})")
-    if lines[0].as_py() != ','.join(cols):
-        raise LandmarkError(f"{path}, line 1: bad header {lines[0].as_py()!r} (expected {','.join(cols)!r})")
-    if b'"' in raw: return _read_quoted(raw.decode('utf-8'), cols, path)
-    body = lines[1:]
-    nonblank = pc.not_equal(body, '').to_numpy(zero_copy_only=False)    # blank lines are skipped
-    body, num = body.filter(pa.array(nonblank)), np.flatnonzero(nonblank) + 2
-    fields = pc.count_substring(body, ',').to_numpy(zero_copy_only=False) + 1
-    if (fields != len(cols)).any():
-        i = np.flatnonzero(fields != len(cols))[0]
-        raise LandmarkError(f"{path}, line {num[i]}: expected {len(cols)} comma-separated fields, found {fields[i]}")
-    split = pc.split_pattern(body, ',')
-    return {c: pc.list_element(split, j) for j, c in enumerate(cols)}, _Src(str(path), 'line', num)
+    if not raw: raise LandmarkError(f"{path}: empty file (expected the header {','.join(cols)!r})")
+    first, _, body = raw.partition(b'\n')
+    header = _decode(first, path).removesuffix('\r')
+    if header != ','.join(cols): raise LandmarkError(f"{path}, line 1: bad header {header!r} (expected {','.join(cols)!r})")
+    if b'"' in body: return _read_quoted(_decode(raw, path), cols, path)
+    # the lines of the body: where each ends, which are blank (skipped), how many fields each has
+    u = np.frombuffer(body, np.uint8)
+    ends = np.flatnonzero(u == ord('\n'))
+    if len(u) and u[-1] != ord('\n'): ends = np.r_[ends, len(u)]           # a last line without its line end
+    starts = np.r_[0, ends[:-1] + 1]
+    cr = np.flatnonzero(u == ord('\r'))
+    cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
+    if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(ends, cr[0]) + 2}: a carriage return inside the line")
+    length = ends - starts - ((ends > starts) & (u[np.maximum(ends - 1, 0)] == ord('\r')))   # without a CRLF's CR
+    fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(u == ord(',')), ends)]) + 1
+    bad = (length > 0) & (fields != len(cols))
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise LandmarkError(f"{path}, line {i + 2}: expected {len(cols)} comma-separated fields, found {fields[i]}")
+    src = _Src(str(path), 'line', np.flatnonzero(length > 0) + 2)
+    if not len(src.num): return {c: pa.array([], pa.large_string()) for c in cols}, src
+    try: table = pacsv.read_csv(pa.py_buffer(body), read_options=pacsv.ReadOptions(column_names=list(cols)),
+                                parse_options=pacsv.ParseOptions(quote_char=False),     # (blank lines are skipped)
+                                convert_options=pacsv.ConvertOptions(column_types={c: pa.large_string() for c in cols}, strings_can_be_null=False))
+    except pa.ArrowInvalid:
+        _decode(raw, path); raise                              # (its one remaining complaint: text that is not UTF-8)
+    return {c: table[c] for c in cols}, src
 
 def _read_quoted(text, cols, path):
     "`_read_table` for a file with quotes, read by Python's `csv` module."
@@ -91,7 +101,7 @@ def _read_quoted(text, cols, path):
 # %% ../nbs/02a_submission.ipynb #4cbb06dc
 def _text(cells, src, what):
     "Cells as a pyarrow string array: a file's as they are; a DataFrame's text cells, '' for a missing one; anything else is an error."
-    if isinstance(cells, (pa.Array, pa.ChunkedArray)): return cells
+    if isinstance(cells, _ARROW): return cells
     cells = np.array(cells, dtype=object)
     if pd.api.types.infer_dtype(cells, skipna=False) not in ('string', 'empty'):
         cells[[_is_missing(c) for c in cells]] = ''
@@ -105,13 +115,13 @@ def _matches(text, pattern):
 
 def _strings(values):
     "`values` (a pyarrow array, or any sequence of str) as a pyarrow string array."
-    if isinstance(values, (pa.Array, pa.ChunkedArray)): return values
+    if isinstance(values, _ARROW): return values
     return pa.array(np.asarray(values if isinstance(values, (np.ndarray, pd.Series, pd.Index)) else list(values), dtype=object), pa.large_string())
 
 def _check_ids(ids, src, id_pattern, test_ids=None):
     """Check a column of row ids: each valid and once, and a test id when `test_ids` are given. Returns them as a
     pyarrow array, and each one's position in `test_ids` (None without)."""
-    if not isinstance(ids, (pa.Array, pa.ChunkedArray)):
+    if not isinstance(ids, _ARROW):
         bad = [i for i, v in enumerate(ids) if not isinstance(v, str)]
         if bad: raise LandmarkError(f"{src(bad[0])}: invalid id {ids[bad[0]]!r} (expected to match {id_pattern})")
         ids = pa.array(ids, pa.large_string())
@@ -164,11 +174,21 @@ def _recognition_cells(cells, src):
         raise LandmarkError(f"{src(rows[j])}: score {pc.struct_field(parts, 'score')[j].as_py()!r} is not a finite number")
     return landmark, score
 
+def _encode(values):
+    """`(codes, distinct)`: the distinct values (a pyarrow array) and each value's position among them, by one pass of
+    pyarrow's dictionary encoding (the chunks of a chunked array share one dictionary)."""
+    encoded = pc.dictionary_encode(values)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks: return np.zeros(0, np.int64), pa.array([], pa.large_string())
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int64)
+    return codes, chunks[-1].dictionary
+
 def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None, allow_duplicates=True):
-    """`(lens, ids)` of cells that list ids (text, separated by single spaces with one trailing space allowed, or
-    lists): all listed ids one row after the other, `lens[i]` of them in row `i`. Checks at most `max_images` per
-    row, every id valid (and in `index_ids` when given), and none twice in a row unless `allow_duplicates`."""
-    if not isinstance(cells, (pa.Array, pa.ChunkedArray)) and any(isinstance(c, (list, tuple, np.ndarray)) for c in cells):
+    """`(lens, codes, distinct)` of cells that list ids (text, separated by single spaces with one trailing space
+    allowed, or lists): all listed ids one row after the other, `lens[i]` of them in row `i`, each given by its
+    position `codes[j]` among the `distinct` ids. Checks at most `max_images` per row, every id valid (and in
+    `index_ids` when given), and none twice in a row unless `allow_duplicates`. Each distinct id is checked once."""
+    if not isinstance(cells, _ARROW) and any(isinstance(c, (list, tuple, np.ndarray)) for c in cells):
         lists = [list(c) if isinstance(c, (list, tuple, np.ndarray)) else [] if _is_missing(c) or c == '' else
                  c.removesuffix(' ').split(' ') if isinstance(c, str) else [c] for c in cells]
         for i, row in enumerate(lists):
@@ -177,32 +197,41 @@ def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None, all
         lens = np.fromiter(map(len, lists), np.int64, len(lists))
         ids = pa.array(list(itertools.chain.from_iterable(lists)), pa.large_string())
     else:
-        text = pc.replace_substring_regex(_text(cells, src, what), ' $', '', max_replacements=1)
-        has = pc.not_equal(text, '')
+        text = _text(cells, src, what)
+        if pc.any(pc.ends_with(text, ' ')).as_py(): text = pc.replace_substring_regex(text, ' $', '', max_replacements=1)
+        has = pc.not_equal(text, '').to_numpy(zero_copy_only=False)
         split = pc.split_pattern(text, ' ')
-        lens = np.where(has.to_numpy(zero_copy_only=False), pc.list_value_length(split).to_numpy(zero_copy_only=False), 0).astype(np.int64)
-        ids = pc.list_flatten(split.filter(has))
+        lens = np.where(has, pc.list_value_length(split).to_numpy(zero_copy_only=False), 0).astype(np.int64)
+        ids = pc.list_flatten(split if has.all() else split.filter(pa.array(has)))   # (an empty cell splits into one '')
     if max_images is not None and (lens > max_images).any():
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
-    row = np.repeat(np.arange(len(lens)), lens)                # each listed id's row
-    ok = _matches(ids, id_pattern)
+    codes, distinct = _encode(ids)
+    row, start = np.repeat(np.arange(len(lens)), lens), np.cumsum(lens) - lens     # each listed id's row; each row's first
+    def first(bad):
+        "The row, value and position in its row of the first listed id that is `bad` (a mask of the distinct ids); how many are."
+        bad = bad[codes]; j = np.flatnonzero(bad)[0]
+        return row[j], distinct[codes[j]].as_py(), j - start[row[j]] + 1, bad.sum()
+    ok = _matches(distinct, id_pattern)
     if not ok.all():
-        j = np.flatnonzero(~ok)[0]; i = row[j]
-        raise LandmarkError(f"{src(i)}: invalid index id {ids[j].as_py()!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
+        i, v, pos, _ = first(~ok)
+        raise LandmarkError(f"{src(i)}: invalid index id {v!r} at position {pos} of the {what} cell "
                             f"(expected ids matching {id_pattern} separated by single spaces)")
     if index_ids is not None:
-        known = pc.is_in(ids, value_set=_strings(index_ids)).to_numpy(zero_copy_only=False)
+        known = pc.is_in(distinct, value_set=_strings(index_ids)).to_numpy(zero_copy_only=False)
         if not known.all():
-            j = np.flatnonzero(~known)[0]
-            raise LandmarkError(f"{src(row[j])}: {ids[j].as_py()!r} is not an index image id ({(~known).sum()} such ids)")
-    if not allow_duplicates and len(ids):
-        code = pc.index_in(ids, value_set=pc.unique(ids)).to_numpy(zero_copy_only=False).astype(np.int64)
-        repeated = pd.Index(row * (code.max() + 1) + code).duplicated()     # the same (row, id) pair again
+            i, v, _, n = first(~known)
+            raise LandmarkError(f"{src(i)}: {v!r} is not an index image id ({n} such ids)")
+    if not allow_duplicates and len(codes):
+        repeated = pd.Index(row * len(distinct) + codes).duplicated()    # the same (row, id) pair again
         if repeated.any():
             j = np.flatnonzero(repeated)[0]
-            raise LandmarkError(f"{src(row[j])}: index id {ids[j].as_py()!r} appears twice in the same row")
-    return lens, ids
+            raise LandmarkError(f"{src(row[j])}: index id {distinct[codes[j]].as_py()!r} appears twice in the same row")
+    return lens, codes, distinct
+
+def _id_texts(codes, distinct):
+    "The ids `distinct[codes]` as Python strings (a list)."
+    return np.asarray(distinct.to_pylist(), dtype=object)[codes].tolist()
 
 # %% ../nbs/02a_submission.ipynb #f4b72cf1
 def _parse_solution(path_or_df, task, id_pattern=ID_PATTERN):
@@ -212,13 +241,13 @@ def _parse_solution(path_or_df, task, id_pattern=ID_PATTERN):
     table, src = _read_table(path_or_df, ('id', col, 'Usage'), 'solution')
     ids, _ = _check_ids(table['id'], src, id_pattern)
     usage = table['Usage']
-    usage = usage.to_numpy(zero_copy_only=False) if isinstance(usage, pa.Array) else np.asarray(usage, dtype=object)
+    usage = usage.to_numpy(zero_copy_only=False) if isinstance(usage, _ARROW) else np.asarray(usage, dtype=object)
     bad = ~np.isin(usage, np.array(USAGES, dtype=object))
     if bad.any():
         i = np.flatnonzero(bad)[0]
         raise LandmarkError(f"{src(i)}: bad Usage {usage[i]!r} (expected Public, Private or Ignored)")
     cells = table[col]
-    if not isinstance(cells, pa.Array):                        # a DataFrame's lists are read as text
+    if not isinstance(cells, _ARROW):                          # a DataFrame's lists are read as text
         cells = [' '.join(map(str, c)) if isinstance(c, (list, tuple, np.ndarray)) else c for c in cells]
     text = pc.if_else(pa.array(usage != 'Ignored'), _text(cells, src, col), '')   # an Ignored row's cell is not read
     if task == 'recognition':
@@ -226,15 +255,15 @@ def _parse_solution(path_or_df, task, id_pattern=ID_PATTERN):
         if not ok.all():
             i = np.flatnonzero(~ok)[0]
             raise LandmarkError(f"{src(i)}: malformed landmarks cell {text[i].as_py()!r} (expected landmark ids separated by single spaces, or empty)")
-        lens, values = _id_lists(text, src, col, r'\d{1,18}')
-        values = pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False)
+        lens, codes, distinct = _id_lists(text, src, col, r'\d{1,18}')
+        values = pc.cast(distinct, pa.int64()).to_numpy(zero_copy_only=False)[codes]   # the landmark ids
     else:
-        lens, values = _id_lists(text, src, col, id_pattern, allow_duplicates=False)
+        lens, values, distinct = _id_lists(text, src, col, id_pattern, allow_duplicates=False)
         empty = (usage != 'Ignored') & (lens == 0)
         if empty.any():
             i = np.flatnonzero(empty)[0]
             raise LandmarkError(f"{src(i)}: a {usage[i]} query needs at least one index id (mark queries without ground truth 'Ignored')")
-    return SimpleNamespace(ids=ids, usage=usage, lens=lens, values=values)
+    return SimpleNamespace(ids=ids, usage=usage, lens=lens, values=values, distinct=None if task == 'recognition' else distinct)
 
 def _cut(values, lens):
     "The list `values` cut into lists of lengths `lens`."
@@ -244,7 +273,7 @@ def _cut(values, lens):
 def read_solution(path_or_df, task:str, id_pattern:str=ID_PATTERN) -> pd.DataFrame:
     "Read and check a Kaggle solution (`id,landmarks|images,Usage`): DataFrame `id`, ground-truth lists, `Usage`."
     sol = _parse_solution(path_or_df, task, id_pattern)
-    values = sol.values.tolist() if isinstance(sol.values, np.ndarray) else sol.values.to_pylist()
+    values = sol.values.tolist() if task == 'recognition' else _id_texts(sol.values, sol.distinct)
     return pd.DataFrame({'id': sol.ids.to_numpy(zero_copy_only=False), _CELL[task]: _cut(values, sol.lens), 'Usage': sol.usage})
 
 # %% ../nbs/02a_submission.ipynb #69cd623d
@@ -260,8 +289,8 @@ def _parse_submission(path_or_df, task, test_ids=None, index_ids=None, id_patter
         landmark, score = _recognition_cells(table[col], src)
         out = SimpleNamespace(ids=ids, rows=rows, landmark=landmark, score=score)
     else:
-        lens, images = _id_lists(table[col], src, col, id_pattern, max_images, index_ids, allow_duplicates)
-        out = SimpleNamespace(ids=ids, rows=rows, lens=lens, images=images)
+        lens, images, distinct = _id_lists(table[col], src, col, id_pattern, max_images, index_ids, allow_duplicates)
+        out = SimpleNamespace(ids=ids, rows=rows, lens=lens, images=images, distinct=distinct)
     if test_ids is not None and require_all: _check_all_test_ids(rows, test_ids, src)
     return out
 
@@ -270,7 +299,7 @@ def read_submission(path_or_df, task:str, test_ids=None, index_ids=None, id_patt
     "Read and check a Kaggle submission (`id,landmarks` or `id,images`); returns the parsed predictions."
     sub = _parse_submission(path_or_df, task, test_ids, index_ids, id_pattern, require_all, max_images, allow_duplicates)
     ids = sub.ids.to_numpy(zero_copy_only=False)
-    if task == 'retrieval': return pd.DataFrame({'id': ids, 'images': _cut(sub.images.to_pylist(), sub.lens)})
+    if task == 'retrieval': return pd.DataFrame({'id': ids, 'images': _cut(_id_texts(sub.images, sub.distinct), sub.lens)})
     landmark = pd.array(sub.landmark, dtype='Int64'); landmark[sub.landmark < 0] = pd.NA
     return pd.DataFrame({'id': ids, 'landmark_id': landmark, 'score': sub.score})
 
@@ -343,8 +372,8 @@ def write_retrieval_submission(predictions, path, test_ids=None, index_ids=None,
     ids = predictions['id'].to_numpy(dtype=object)
     _check_ids(ids, src, id_pattern)
     cells = [list(c) if isinstance(c, (list, tuple, np.ndarray)) else ([] if _is_missing(c) else c) for c in predictions['images']]
-    lens, images = _id_lists(cells, src, 'images', id_pattern, max_images, index_ids, allow_duplicates=False)
-    text = [' '.join(row) for row in _cut(images.to_pylist(), lens)]
+    lens, codes, distinct = _id_lists(cells, src, 'images', id_pattern, max_images, index_ids, allow_duplicates=False)
+    text = [' '.join(row) for row in _cut(_id_texts(codes, distinct), lens)]
     ids, text = _with_test_ids(ids, text, test_ids, src)
     out = pd.DataFrame({'id': ids, 'images': text})
     read_submission(out, 'retrieval', test_ids=test_ids, index_ids=index_ids, id_pattern=id_pattern, max_images=max_images)
@@ -378,9 +407,9 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         out = {'task': task, 'metric': f'mAP@{k}'}
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
-        needed = pc.unique(sol.values)                         # the index ids some query needs, numbered 0, 1, ...
-        items = pc.index_in(sol.values, value_set=needed).to_numpy(zero_copy_only=False).astype(np.int64)
-        code = pc.index_in(sub.images, value_set=needed).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        # the index ids are numbered by their place among the solution's distinct ids (-1: needed by no query)
+        place = pc.index_in(sub.distinct, value_set=sol.distinct).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        items, code = sol.values, place[sub.images]
         row = np.repeat(np.arange(len(sub.lens)), sub.lens)   # each listed id's submission row and rank
         rank = np.arange(len(code)) - np.repeat(np.cumsum(sub.lens) - sub.lens, sub.lens)
         keep = (rank < k) & scored[row]
