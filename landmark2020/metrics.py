@@ -267,20 +267,16 @@ def _array_hits(ranked, lens, items):
     rank; query q's relevant items are the next `lens[q]` values of `items` (>= 0)."""
     nq, n = ranked.shape
     if not ranked.size or not len(items): return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    valid = ranked >= 0
-    entries, items = ranked[valid].astype(np.int64), items.astype(np.int64)
-    top = int(max(entries.max(initial=0), items.max())) + 1
+    top = int(max(ranked.max(), items.max())) + 1
     shift = n.bit_length()                                     # low bits of a key: 0 for a ground-truth pair, rank + 1 for an entry
     if nq * top >= 2**62 >> shift:                             # huge item values: number the relevant items 0, 1, ... first
         relevant = np.unique(items)
-        pos = np.minimum(np.searchsorted(relevant, entries), len(relevant) - 1)
-        known = relevant[pos] == entries                       # (the others cannot be hits)
-        valid[valid] = known
-        entries, items, top = pos[known], np.searchsorted(relevant, items), len(relevant)
-    query = np.broadcast_to(np.arange(nq, dtype=np.int64)[:, None], ranked.shape)[valid]
-    rank = np.broadcast_to(np.arange(n, dtype=np.int64), ranked.shape)[valid]
-    truth = np.repeat(np.arange(nq, dtype=np.int64), lens) * top + items
-    keys = np.concatenate([truth << shift, ((query * top + entries) << shift) + rank + 1])
+        pos = np.minimum(np.searchsorted(relevant, ranked), len(relevant) - 1)
+        ranked = np.where(relevant[pos] == ranked, pos, -1)    # (the others cannot be hits)
+        items, top = np.searchsorted(relevant, items), len(relevant)
+    truth = (np.repeat(np.arange(nq), lens) * top + items) << shift
+    entry = ((np.arange(nq)[:, None] * top + ranked) << shift) + np.arange(1, n + 1)
+    keys = np.concatenate([truth, entry[ranked >= 0]])
     keys.sort()
     low = keys & ((1 << shift) - 1)
     if ((keys[1:] == keys[:-1]) & (low[1:] == 0)).any():

@@ -61,31 +61,33 @@ def _read_table(x, cols, what):
         return {c: x[c].to_numpy(dtype=object) for c in cols}, _Src(f"{what} DataFrame", 'row', np.arange(len(x)))
     path = Path(x); raw = _read_bytes(path)
     if not raw: raise LandmarkError(f"{path}: empty file (expected the header {','.join(cols)!r})")
-    first, _, body = raw.partition(b'\n')
+    first = raw.split(b'\n', 1)[0]
     header = _decode(first, path).removesuffix('\r')
     if header != ','.join(cols): raise LandmarkError(f"{path}, line 1: bad header {header!r} (expected {','.join(cols)!r})")
-    if b'"' in body: return _read_quoted(_decode(raw, path), cols, path)
-    # the lines of the body: where each ends, which are blank (skipped), how many fields each has
-    u = np.frombuffer(body, np.uint8)
+    body = memoryview(raw)[len(first) + 1:]
+    if b'"' in raw: return _read_quoted(_decode(raw, path), cols, path)
+    u = np.frombuffer(body, np.uint8)                          # the lines of the body: where each starts and ends
     ends = np.flatnonzero(u == ord('\n'))
     if len(u) and u[-1] != ord('\n'): ends = np.r_[ends, len(u)]           # a last line without its line end
     starts = np.r_[0, ends[:-1] + 1]
-    cr = np.flatnonzero(u == ord('\r'))
-    cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
-    if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(ends, cr[0]) + 2}: a carriage return inside the line")
-    length = ends - starts - ((ends > starts) & (u[np.maximum(ends - 1, 0)] == ord('\r')))   # without a CRLF's CR
-    fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(u == ord(',')), ends)]) + 1
-    bad = (length > 0) & (fields != len(cols))
-    if bad.any():
-        i = np.flatnonzero(bad)[0]
-        raise LandmarkError(f"{path}, line {i + 2}: expected {len(cols)} comma-separated fields, found {fields[i]}")
-    src = _Src(str(path), 'line', np.flatnonzero(length > 0) + 2)
+    length = ends - starts
+    if b'\r' in raw:                                           # CRLF line ends; a CR anywhere else is an error
+        length -= (length > 0) & (u[np.maximum(ends - 1, 0)] == ord('\r'))
+        cr = np.flatnonzero(u == ord('\r'))
+        cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
+        if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(ends, cr[0]) + 2}: a carriage return inside the line")
+    src = _Src(str(path), 'line', np.flatnonzero(length > 0) + 2)   # blank lines are skipped
     if not len(src.num): return {c: pa.array([], pa.large_string()) for c in cols}, src
     try: table = pacsv.read_csv(pa.py_buffer(body), read_options=pacsv.ReadOptions(column_names=list(cols)),
-                                parse_options=pacsv.ParseOptions(quote_char=False),     # (blank lines are skipped)
+                                parse_options=pacsv.ParseOptions(quote_char=False),
                                 convert_options=pacsv.ConvertOptions(column_types={c: pa.large_string() for c in cols}, strings_can_be_null=False))
-    except pa.ArrowInvalid:
-        _decode(raw, path); raise                              # (its one remaining complaint: text that is not UTF-8)
+    except pa.ArrowInvalid:                                    # a line with another number of fields, or not UTF-8
+        fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(u == ord(',')), ends)]) + 1
+        bad = (length > 0) & (fields != len(cols))
+        if bad.any():
+            i = np.flatnonzero(bad)[0]
+            raise LandmarkError(f"{path}, line {i + 2}: expected {len(cols)} comma-separated fields, found {fields[i]}") from None
+        _decode(raw, path); raise
     return {c: table[c] for c in cols}, src
 
 def _read_quoted(text, cols, path):
@@ -380,6 +382,15 @@ def write_retrieval_submission(predictions, path, test_ids=None, index_ids=None,
     return _write_csv(out, path, gzip)
 
 # %% ../nbs/02a_submission.ipynb #846f22c3
+def _padded(lens, values, width):
+    "The rows of `values` (`lens[i]` of them in row `i`) as a `(rows, width)` matrix: rows cut at `width`, padded with -1."
+    if lens.max(initial=0) > width:                            # only the first `width` of a longer row
+        rank = np.arange(len(values)) - np.repeat(np.cumsum(lens) - lens, lens)
+        values, lens = values[rank < width], np.minimum(lens, width)
+    out = np.full((len(lens), width), -1, values.dtype)
+    out[np.arange(width) < lens[:, None]] = values
+    return out
+
 def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_all:bool=True, id_pattern:str=ID_PATTERN) -> dict:
     "Kaggle's score of `submission` (path or DataFrame) against `solution` (path or DataFrame) for `task`, per Usage split."
     _check_task(task)
@@ -407,15 +418,12 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         out = {'task': task, 'metric': f'mAP@{k}'}
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
-        # the index ids are numbered by their place among the solution's distinct ids (-1: needed by no query)
+        # each listed index id numbered by its place among the solution's distinct ids (-1: needed by no query)
         place = pc.index_in(sub.distinct, value_set=sol.distinct).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        items, code = sol.values, place[sub.images]
-        row = np.repeat(np.arange(len(sub.lens)), sub.lens)   # each listed id's submission row and rank
-        rank = np.arange(len(code)) - np.repeat(np.cumsum(sub.lens) - sub.lens, sub.lens)
-        keep = (rank < k) & scored[row]
-        ranked = np.full((len(sol.lens), max(1, min(k, int(sub.lens.max(initial=0))))), -1, np.int64)
-        ranked[sub.rows[row[keep]], rank[keep]] = code[keep]   # row i: the ranking for solution query i
-        hit_query, hit_rank = _array_hits(ranked, sol.lens, items)
+        width = max(1, min(k, int(sub.lens.max(initial=0))))
+        ranked = np.full((len(sol.lens), width), -1, np.int64)   # row i: the ranking of solution query i
+        ranked[sub.rows[scored]] = _padded(sub.lens, place[sub.images], width)[scored]
+        hit_query, hit_rank = _array_hits(ranked, sol.lens, sol.values)
         sums = _ap_sums(hit_query, hit_rank, len(sol.lens))
         for name, in_split in splits.items():
             n_queries = int((in_split & (sol.lens > 0)).sum())
@@ -423,7 +431,7 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
             for j, v in _precisions(hit_rank[in_split[hit_query]], n_queries, ks).items(): extra[f'precision@{j}'][name] = v
     return out | extra | {'counts': counts}
 
-# %% ../nbs/02a_submission.ipynb #a29b6518
+# %% ../nbs/02a_submission.ipynb #28772251
 def _json_safe(x):
     if isinstance(x, dict): return {str(k): _json_safe(v) for k, v in x.items()}
     if isinstance(x, float) and not np.isfinite(x): return None
