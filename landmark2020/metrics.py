@@ -71,7 +71,11 @@ def _as_list(cell):
 def _flatten(cells):
     "`(lens, flat)`: the length of each cell (as a list, see `_as_list`) and all their items, one cell after the other."
     cells = list(cells)
-    if not set(map(type, cells)) <= {list, tuple, np.ndarray}: cells = [_as_list(c) for c in cells]
+    try:                                 # cells that are all list-likes (checked on the items when none is text: fewer)
+        lens, flat = np.fromiter(map(len, cells), np.int64, len(cells)), list(itertools.chain.from_iterable(cells))
+        if str not in set(map(type, flat)) or set(map(type, cells)) <= {list, tuple, np.ndarray}: return lens, flat
+    except TypeError: pass               # (a cell without a length: a single value, or missing)
+    cells = [_as_list(c) for c in cells]
     return np.fromiter(map(len, cells), np.int64, len(cells)), list(itertools.chain.from_iterable(cells))
 
 def _objects(values):
@@ -85,7 +89,7 @@ def _ground_truth(solution, task):
     the next `lens[r]` entries of `values` (landmark ids: an int64 array; index ids: a list); `ignored`: the ids of
     `Ignored` rows (dropped); `unique`: whether the ids are known to be unique (a dict's keys are)."""
     ignored = np.zeros(0, dtype=object)
-    if isinstance(solution, dict): ids, cells = _objects(list(solution)), list(solution.values())
+    if isinstance(solution, dict): ids, cells = np.fromiter(solution, object, len(solution)), list(solution.values())
     elif isinstance(solution, pd.Series): ids, cells = _objects(solution.index.tolist()), solution.tolist()
     elif isinstance(solution, pd.DataFrame):
         name = 'landmarks' if task == 'recognition' else 'images'
@@ -271,8 +275,7 @@ def _array_hits(ranked, lens, items):
     shift = n.bit_length()                                     # low bits of a key: 0 for a ground-truth pair, rank + 1 for an entry
     if nq * top >= 2**62 >> shift:                             # huge item values: number the relevant items 0, 1, ... first
         relevant = np.unique(items)
-        pos = np.minimum(np.searchsorted(relevant, ranked), len(relevant) - 1)
-        ranked = np.where(relevant[pos] == ranked, pos, -1)    # (the others cannot be hits)
+        ranked = pd.Index(relevant).get_indexer(ranked.ravel()).reshape(ranked.shape)   # -1: relevant to no query
         items, top = np.searchsorted(relevant, items), len(relevant)
     truth = (np.repeat(np.arange(nq), lens) * top + items) << shift
     entry = ((np.arange(nq)[:, None] * top + ranked) << shift) + np.arange(1, n + 1)

@@ -77,10 +77,10 @@ def _read_table(x, cols, what):
         cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
         if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(ends, cr[0]) + 2}: a carriage return inside the line")
     src = _Src(str(path), 'line', np.flatnonzero(length > 0) + 2)   # blank lines are skipped
-    if not len(src.num): return {c: pa.array([], pa.large_string()) for c in cols}, src
+    if not len(src.num): return {c: pa.array([], pa.string()) for c in cols}, src
     try: table = pacsv.read_csv(pa.py_buffer(body), read_options=pacsv.ReadOptions(column_names=list(cols)),
                                 parse_options=pacsv.ParseOptions(quote_char=False),
-                                convert_options=pacsv.ConvertOptions(column_types={c: pa.large_string() for c in cols}, strings_can_be_null=False))
+                                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, strings_can_be_null=False))
     except pa.ArrowInvalid:                                    # a line with another number of fields, or not UTF-8
         fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(u == ord(',')), ends)]) + 1
         bad = (length > 0) & (fields != len(cols))
@@ -98,7 +98,7 @@ def _read_quoted(text, cols, path):
         if r: rows.append(r); num.append(reader.line_num)
     for r, n in zip(rows, num):
         if len(r) != len(cols): raise LandmarkError(f"{path}, line {n}: expected {len(cols)} fields, found {len(r)}")
-    return {c: pa.array([r[j] for r in rows], pa.large_string()) for j, c in enumerate(cols)}, _Src(str(path), 'line', num)
+    return {c: pa.array([r[j] for r in rows], pa.string()) for j, c in enumerate(cols)}, _Src(str(path), 'line', num)
 
 # %% ../nbs/02a_submission.ipynb #4cbb06dc
 def _text(cells, src, what):
@@ -109,7 +109,7 @@ def _text(cells, src, what):
         cells[[_is_missing(c) for c in cells]] = ''
         bad = [i for i, c in enumerate(cells) if not isinstance(c, str)]
         if bad: raise LandmarkError(f"{src(bad[0])}: {what} cell {cells[bad[0]]!r} is not text")
-    return pa.array(cells, pa.large_string())
+    return pa.array(cells, pa.string())
 
 def _matches(text, pattern):
     "Mask of the strings of `text` that match `pattern` entirely."
@@ -118,7 +118,7 @@ def _matches(text, pattern):
 def _strings(values):
     "`values` (a pyarrow array, or any sequence of str) as a pyarrow string array."
     if isinstance(values, _ARROW): return values
-    return pa.array(np.asarray(values if isinstance(values, (np.ndarray, pd.Series, pd.Index)) else list(values), dtype=object), pa.large_string())
+    return pa.array(np.asarray(values if isinstance(values, (np.ndarray, pd.Series, pd.Index)) else list(values), dtype=object), pa.string())
 
 def _check_ids(ids, src, id_pattern, test_ids=None):
     """Check a column of row ids: each valid and once, and a test id when `test_ids` are given. Returns them as a
@@ -126,7 +126,7 @@ def _check_ids(ids, src, id_pattern, test_ids=None):
     if not isinstance(ids, _ARROW):
         bad = [i for i, v in enumerate(ids) if not isinstance(v, str)]
         if bad: raise LandmarkError(f"{src(bad[0])}: invalid id {ids[bad[0]]!r} (expected to match {id_pattern})")
-        ids = pa.array(ids, pa.large_string())
+        ids = pa.array(ids, pa.string())
     ok = _matches(ids, id_pattern)
     if not ok.all():
         i = np.flatnonzero(~ok)[0]
@@ -181,7 +181,7 @@ def _encode(values):
     pyarrow's dictionary encoding (the chunks of a chunked array share one dictionary)."""
     encoded = pc.dictionary_encode(values)
     chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
-    if not chunks: return np.zeros(0, np.int64), pa.array([], pa.large_string())
+    if not chunks: return np.zeros(0, np.int64), pa.array([], pa.string())
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int64)
     return codes, chunks[-1].dictionary
 
@@ -197,7 +197,7 @@ def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None, all
             for p, v in enumerate(row):
                 if not isinstance(v, str): raise LandmarkError(f"{src(i)}: invalid index id {v!r} at position {p + 1} of the {what} cell")
         lens = np.fromiter(map(len, lists), np.int64, len(lists))
-        ids = pa.array(list(itertools.chain.from_iterable(lists)), pa.large_string())
+        ids = pa.array(list(itertools.chain.from_iterable(lists)), pa.string())
     else:
         text = _text(cells, src, what)
         if pc.any(pc.ends_with(text, ' ')).as_py(): text = pc.replace_substring_regex(text, ' $', '', max_replacements=1)
