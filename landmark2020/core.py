@@ -24,7 +24,7 @@ class LandmarkError(ValueError):
 class Arg:
     "How a parameter of a console entry point appears on the command line: help text, type and `argparse` options."
     def __init__(self, help:str='', type=str, opt:bool=True, **kwargs):
-        "`type=bool` makes a flag; `opt=False` a positional argument; `kwargs` go to `add_argument` (nargs, choices, ...)."
+        "`type=bool` makes a flag; `opt=False` (or no default) a positional argument; `kwargs` go to `add_argument`."
         self.help, self.type, self.opt, self.kwargs = help, type, opt, kwargs
 
 def cli_parser(f) -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def cli_parser(f) -> argparse.ArgumentParser:
         else: kw['type'] = a.type
         if kw.get('default') not in (None, False, ''): a_help = f"{a.help} (default: {kw['default']})"
         else: a_help = a.help
-        if a.opt: p.add_argument(f'--{name}', help=a_help, **kw)
+        if a.opt and prm.default is not inspect.Parameter.empty: p.add_argument(f'--{name}', help=a_help, **kw)
         else:
             if prm.default is not inspect.Parameter.empty and 'nargs' not in kw: kw['nargs'] = '?'
             p.add_argument(name, help=a_help, **kw)

@@ -1,5 +1,5 @@
-"""The official GLDv2 scorer, re-written per item from peers.md §2.1-2.4 (DELF `dataset_file_io.py` + `metrics.py`):
-the reference that tests/test_metrics_files_random.py checks `landmark2020.metrics` against, and the baseline that
+"""The official GLDv2 scorer (Kaggle's: DELF `dataset_file_io.py` + `metrics.py`), re-written per item:
+the reference that tests/test_metrics_files_random.py checks `landmark2020.submission` against, and the baseline that
 bench/bench_metrics.py times it against. Straightforward loops on purpose: the csv module line by line, Ignored ids
 skipped, an empty cell = no prediction, one trailing space allowed; GAP with ties by id, mAP@k with a duplicate
 keeping its rank slot and each query divided by min(#relevant, k)."""

@@ -1,10 +1,11 @@
 """`lm_score` as a user runs it: a real subprocess through the console entry point, its output and exit codes."""
-import json, os, subprocess, sys
+import json, os, subprocess, sys, tempfile
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LM_SCORE = Path(sys.executable).parent/'lm_score'
+from test_metrics_bad_input import installed_script
+LM_SCORE = installed_script()   # None: a venv installed from another checkout
 
 def _ids(n, start=1): return [f'{i:016x}' for i in range(start, start + n)]
 
@@ -24,7 +25,11 @@ def files(tmp_path_factory):
     return d
 
 def run(*args):
-    exe = [str(LM_SCORE)] if LM_SCORE.exists() else [sys.executable, '-c', 'from landmark2020.metrics import lm_score; lm_score()']
+    if LM_SCORE: exe = [str(LM_SCORE)]
+    else:   # what a console script runs (a file run as __main__, so that fastcore parses sys.argv)
+        script = Path(tempfile.mkdtemp())/'lm_score'
+        script.write_text('import sys\nfrom landmark2020.submission import lm_score\nsys.exit(lm_score())\n')
+        exe = [sys.executable, str(script)]
     return subprocess.run(exe + [str(a) for a in args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, 'HF_HUB_OFFLINE': '1'})
 

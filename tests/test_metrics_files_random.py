@@ -1,12 +1,11 @@
 """Random solution and submission FILES scored by `score_submission`, against the official scorer's reader and
-metrics re-written per item from peers.md §2.1-2.4 in tests/official_gldv2.py (DELF `dataset_file_io.py` + `metrics.py`): the csv module
+metrics re-written per item in tests/official_gldv2.py (DELF `dataset_file_io.py` + `metrics.py`): the csv module
 line by line, Ignored ids skipped, an empty cell = no prediction, one trailing space allowed, Public and Private
 scored separately, GAP with ties by id, mAP@100 with duplicates keeping their slots. Equal to 1e-12, per split."""
 import gzip
 import numpy as np, pandas as pd
 import pytest
 from landmark2020.submission import score_submission, read_submission, write_recognition_submission, write_retrieval_submission
-from landmark2020.metrics import _id_blocks
 from landmark2020.core import LandmarkError
 
 from official_gldv2 import read_solution as official_read_solution, read_predictions as official_read_predictions
@@ -47,15 +46,10 @@ def random_retrieval(rng):
         rows.append(f'{i},' + ' '.join(cell) + (' ' if m and rng.random() < .2 else ''))
     return sol, 'id,images\n' + '\n'.join(rows) + '\n'
 
-@pytest.mark.parametrize('arrow', [True, False], ids=['pyarrow', 'no-pyarrow'])
 @pytest.mark.parametrize('task', ['recognition', 'retrieval'])
-def test_files_score_like_the_official_scorer(tmp_path, task, arrow, monkeypatch):
-    "With pyarrow (its string kernels read the files) and without (pandas/numpy only, as where pyarrow is missing)."
-    import landmark2020.metrics as M
-    if not arrow: monkeypatch.setattr(M, '_arrow', lambda: None)
-    elif M._arrow() is None: pytest.skip('pyarrow not installed')
+def test_files_score_like_the_official_scorer(tmp_path, task):
     rng = np.random.default_rng(7 if task == 'recognition' else 8)
-    n_cases, n = 0, 300 if arrow else 100
+    n_cases, n = 0, 400
     for case in range(n):
         sol_text, sub_text = (random_recognition if task == 'recognition' else random_retrieval)(rng)
         pub, priv, ign = official_read_solution(sol_text, task)
@@ -65,7 +59,7 @@ def test_files_score_like_the_official_scorer(tmp_path, task, arrow, monkeypatch
         if case % 5 == 0: sub.write_bytes(gzip.compress(sub_text.encode()))
         else: sub.write_text(sub_text)
         got = score_submission(sub, sol, task)
-        if case % 10 == 0:   # another id pattern: the generic path (lists of ids, no uint64 keys) gives the same numbers
+        if case % 10 == 0:   # another id pattern (the same ids) gives the same numbers
             other = score_submission(sub, sol, task, id_pattern=r'^[0-9a-f]{16,16}$')
             assert all(close(other[nm], got[nm]) for nm in ('public', 'private', 'all')), (case, other, got)
         for name, s, p in (('public', pub, ppub), ('private', priv, ppriv), ('all', pub | priv, ppub | ppriv)):
@@ -80,7 +74,7 @@ def test_files_score_like_the_official_scorer(tmp_path, task, arrow, monkeypatch
     assert n_cases == n
 
 def test_official_reader_examples(tmp_path):
-    "DELF's own reader test lines (peers.md §2.4): trailing space, empty cell, a prediction on an ignored id."
+    "The official reader's own test lines (DELF dataset_file_io_test.py): trailing space, empty cell, a prediction on an ignored id."
     a, b, c = '0123456789abcdef', '0223456789abcdef', '0523456789abcdef'
     (tmp_path/'sol.csv').write_text(f'id,landmarks,Usage\n{a},12,Public\n{b},,Private\n{c},14,Ignored\n')
     (tmp_path/'sub.csv').write_text(f'id,landmarks\n{a},12 0.1 \n{b},\n{c},14 0.01\n')
@@ -116,9 +110,10 @@ def canonical_retrieval(rng):
     rows = [f'{i},' + ' '.join(rng.choice(pool, int(rng.integers(1, 101)))) for i in rng.permutation(ids)]
     return sol, 'id,images\n' + '\n'.join(rows) + '\n'
 
-def test_block_reader_scores_like_the_official_scorer(tmp_path):
-    """Submissions in Kaggle's own layout take the block reader (`_id_blocks`: no text split); one changed byte
-    (a trailing space, CRLF, an empty cell, an upper-case id) sends them to the careful reader. Same scores either way."""
+def test_kaggle_layout_scores_like_the_official_scorer(tmp_path):
+    """Submissions in Kaggle's own layout (every row listing ids, single spaces, LF line ends) and the same with one
+    change (a trailing space, CRLF, an empty cell, an upper-case id): the same scores as the official scorer, and
+    an upper-case id is an error naming its line."""
     rng = np.random.default_rng(11)
     taken = 0
     for case in range(150):
@@ -131,31 +126,30 @@ def test_block_reader_scores_like_the_official_scorer(tmp_path):
             sub_text = '\n'.join(lines)
         elif kind == 4: sub_text = sub_text[:-3] + sub_text[-3:].upper()
         (tmp_path/'sol.csv').write_text(sol_text); (tmp_path/'sub.csv').write_bytes(sub_text.encode())
-        blocks = _id_blocks(sub_text.encode(), 'id,images')
-        assert (blocks is not None) == (kind == 0 or (kind == 4 and not any(c in 'ABCDEF' for c in sub_text[-3:]))), (case, kind)
-        taken += blocks is not None
+        upper = kind == 4 and any(c in 'ABCDEF' for c in sub_text[-3:])
+        canonical = kind == 0 or (kind == 4 and not upper)
+        taken += canonical
         pub, priv, ign = official_read_solution(sol_text, 'retrieval')
-        if kind == 4 and blocks is None:
+        if upper:
             with pytest.raises(LandmarkError, match=r'line \d+: invalid index id'): score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'retrieval')
             continue
         ppub, ppriv = official_read_predictions(sub_text, pub, priv, ign, 'retrieval')
         got = score_submission(tmp_path/'sub.csv', tmp_path/'sol.csv', 'retrieval')
         for name, s, p in (('public', pub, ppub), ('private', priv, ppriv)):
             assert close(got[name], official_map(p, {q: set(v) for q, v in s.items()})), (case, kind, name)
-        if blocks is not None:   # the parsed rows equal the careful reader's
+        if canonical:   # the file's rows, read, equal the same rows checked as a DataFrame
             fast = read_submission(tmp_path/'sub.csv', 'retrieval')
             slow = read_submission(pd.DataFrame({'id': fast['id'], 'images': [' '.join(c) for c in fast['images']]}), 'retrieval')
             assert fast['id'].tolist() == slow['id'].tolist() and fast['images'].tolist() == slow['images'].tolist()
             assert fast['images'].tolist() == [l.split(',')[1].split(' ') for l in sub_text.splitlines()[1:]]
     assert taken >= 30
 
-def test_block_reader_errors_name_the_line(tmp_path):
-    "The checks after the block reader name the file's line, as the careful reader does."
+def test_kaggle_layout_errors_name_the_line(tmp_path):
+    "Errors in files of Kaggle's own layout name the file's line."
     A, B, C, X = '0123456789abcdef', '0223456789abcdef', '0523456789abcdef', 'ffffffffffffffff'
     def sub(text, contains, **kw):
         assert text.startswith('id,images\n') and len(text[10:]) % 17 == 0
         (tmp_path/'s.csv').write_text(text)
-        assert _id_blocks(text.encode(), 'id,images') is not None
         with pytest.raises(LandmarkError, match=contains): read_submission(tmp_path/'s.csv', 'retrieval', **kw)
     sub(f'id,images\n{A},{B}\n{A},{C}\n', r's\.csv, line 3: id .* is repeated \(first at line 2\)')
     sub(f'id,images\n{A},{B}\n{X},{C}\n', r'line 3: id .*ffff.* is not a test id', test_ids=[A, B])
