@@ -674,12 +674,13 @@ def train_frame(data, subset:str='clean', index:pd.DataFrame|None=None, min_imag
     n_dup, dropped = df.attrs.get('dropped_duplicates', 0), 0
     if index is not None:
         # one row per file: a CSV's duplicate-id row is an error row in the index, the file's own row wins
-        idx = index[['id', 'split', 'width', 'height', 'ok']].sort_values('ok', ascending=False, kind='stable')
+        idx = index[['id', 'split', 'width', 'height', 'ok', 'error']].sort_values('ok', ascending=False, kind='stable')
         idx = idx.drop_duplicates(['id', 'split'])
         df = df.merge(idx, on=['id', 'split'], how='left')
         good = df.ok.fillna(False).astype(bool)
         dropped = int((~good).sum())
-        df = df[good].drop(columns='ok').astype({'width': 'int64', 'height': 'int64'})
+        examples = [f"{r.id} ({r.error if isinstance(r.error, str) and r.error else 'not in the index'})" for r in df[~good].head(3).itertuples()]
+        df = df[good].drop(columns=['ok', 'error']).astype({'width': 'int64', 'height': 'int64'})
         df['aspect_gid'] = aspect_group(df.width.to_numpy(), df.height.to_numpy(), bins)
     if min_images: df = filter_min_images(df, min_images)
     lm = label_map or LabelMap.from_labels(df.landmark_id)
@@ -693,4 +694,5 @@ def train_frame(data, subset:str='clean', index:pd.DataFrame|None=None, min_imag
     df.insert(2, 'path', paths)
     df = split_holdout(df, n_valid=n_valid, seed=seed) if n_valid else df.assign(is_valid=False)
     df.attrs['dropped_bad_files'], df.attrs['dropped_duplicates'] = dropped, n_dup
+    if index is not None: df.attrs['dropped_examples'] = examples
     return df, lm

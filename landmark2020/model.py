@@ -145,11 +145,11 @@ def write_state_dict(sd:dict, path) -> Path:
     "Write a state dict atomically: safetensors for `.safetensors`, else `torch.save`."
     path = Path(path)
     sd = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
-    with atomic_path(path) as tmp:
+    with atomic_write(path) as f:           # through a Python file: a write error (disk full) is an OSError naming the file
         if path.suffix == '.safetensors':
-            from safetensors.torch import save_file
-            save_file(sd, str(tmp), metadata={'format': 'pt'})
-        else: torch.save(sd, tmp)
+            from safetensors.torch import save
+            f.write(save(sd, metadata={'format': 'pt'}))
+        else: torch.save(sd, f)
     return path
 
 # %% ../nbs/04_model.ipynb #34fd095c
