@@ -66,7 +66,7 @@ def cli_main(f):
     @functools.wraps(f)
     def _inner(*args, **kwargs):
         if not args and not kwargs and Path(sys.argv[0]).stem == f.__name__:
-            kwargs = vars(cli_parser(f).parse_args(sys.argv[1:]))
+            kwargs = vars(cli_parser(f).parse_intermixed_args(sys.argv[1:]))   # options may sit between positionals
         try: return f(*args, **kwargs)
         except Exception as e:
             if not _expected(e): raise
