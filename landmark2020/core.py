@@ -153,7 +153,7 @@ def _new_temp(path:Path):
     try: mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError: mode = 0o666 & ~_umask()
     os.fchmod(fd, mode)
-    return fd, tmp
+    return fd, tmp, mode
 
 def _write_error(e, path):
     "An `OSError` raised while writing names no file: name the target (e.g. disk full)."
@@ -166,7 +166,7 @@ def atomic_write(path, mode:str='wb', **kwargs):
     """Open a temp file beside `path`; on success fsync and rename it to `path`, on error delete it.
     A symlink at `path` is followed (its target is replaced); a folder, device, FIFO or socket there is refused."""
     path = _target(path)
-    fd, tmp = _new_temp(path)
+    fd, tmp, _ = _new_temp(path)
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
@@ -182,10 +182,11 @@ def atomic_write(path, mode:str='wb', **kwargs):
 def atomic_path(path):
     "Yield a temp path beside `path` for writers that want a filename (torch.save, to_parquet); rename on success."
     path = _target(path)
-    fd, tmp = _new_temp(path)
+    fd, tmp, mode = _new_temp(path)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode)                 # the writer may have replaced the file (and its mode) by name
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
