@@ -513,7 +513,9 @@ def build_index(root, split:str='train', labels=None, workers:int|None=None, exe
     root = Path(data.root if data is not None else root)
     if data is None:
         try: data = LandmarkData(root, id_pattern=id_pattern)
-        except LandmarkError: data = None                     # a bare folder of images: index it without a listing
+        except LandmarkError:                                 # a bare folder of images: index it without a listing ...
+            if _find(root, 'train.csv') or any(_find(root, f) for f in _GLDV2_FILES): raise   # ... but a broken CSV is an error
+            data = None
     lst, name = _listing(root, data, split, labels)
     shards = _plan_units(root, split)
     done, parts = {}, {}

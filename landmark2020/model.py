@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb #f4ebca0a
 from __future__ import annotations
-import os, re, json, hashlib, importlib, tempfile, shutil
+import os, io, re, json, hashlib, importlib, tempfile, shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -149,7 +149,7 @@ def write_state_dict(sd:dict, path) -> Path:
         if path.suffix == '.safetensors':
             from safetensors.torch import save
             f.write(save(sd, metadata={'format': 'pt'}))
-        else: torch.save(sd, f)
+        else: buf = io.BytesIO(); torch.save(sd, buf); f.write(buf.getbuffer())   # (torch's own writer hides write errors)
     return path
 
 # %% ../nbs/04_model.ipynb #34fd095c

@@ -406,7 +406,8 @@ class Checkpointer(Callback):
         if not self.write: return
         if check: self.check_finite()
         st = self.state(epoch, epoch_iter)
-        with atomic_write(self.path) as f: torch.save(st, f)       # disk full: an OSError naming the file; the old one stays
+        buf = io.BytesIO(); torch.save(st, buf)         # serialised first: torch's writer hides a failing write (disk full) ...
+        with atomic_write(self.path) as f: f.write(buf.getbuffer())   # ... a plain write raises an OSError naming the file
         self.learn.last_checkpoint = self.path
 
 # %% ../nbs/06_train.ipynb #e5e12090
