@@ -8,7 +8,7 @@ import os, sys, json, time, shutil, contextlib, datetime as dt, platform
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path, get_logger, seed_everything, offline, check_writable
-from .toy import make_toy_gldv2
+from .toy import make_toy_gldv2, check_toy_args
 from .data import LandmarkData
 from .model import create_landmark_model, save_landmark_model
 from .inference import load_predict_config, plot_worst_landmarks, predict_recognition, predict_retrieval, retrieval_grid
@@ -276,7 +276,6 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
 def check_demo(c:DemoConfig) -> DemoConfig:
     "Validate every setting of `c` before any work: toy kwargs, the training config with `c.train`, `c.predict`, the models, where it writes."
     import inspect, timm
-    from .toy import check_toy_args
     toy_kw = set(inspect.signature(make_toy_gldv2).parameters) - {'dest', 'seed', 'sources', 'strength', 'cache_dir'}
     bad = sorted(set(c.toy) - toy_kw)
     if bad: raise LandmarkError(f"config key 'toy.{bad[0]}': not a make_toy_gldv2 setting (known: {', '.join(sorted(toy_kw))})")
