@@ -14,7 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 import timm
 from fastcore.basics import store_attr
-from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path
+from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path, read_text
 from .losses import create_head
 
 # %% auto #0
@@ -206,7 +206,7 @@ def _load_backbone(backbone:nn.Module, sd:dict, where:str):
     backbone.load_state_dict({k: sd[k] for k in want})
 
 def _read_json(path) -> dict:
-    try: d = json.loads(Path(path).read_text())
+    try: d = json.loads(read_text(path))          # read_text: a non-UTF-8 file is an error naming it
     except json.JSONDecodeError as e: raise LandmarkError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(d, dict): raise LandmarkError(f"{path}: expected a JSON object")
     return d
