@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #d7ce811e
 from __future__ import annotations
-import os, re, sys, json, random, logging, tempfile, contextlib, dataclasses, typing, functools, argparse, inspect
+import os, re, sys, stat, json, random, logging, tempfile, contextlib, dataclasses, typing, functools, argparse, inspect
 from pathlib import Path
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 import numpy as np
@@ -12,9 +12,10 @@ import yaml
 
 # %% auto #0
 __all__ = ['ID_PATTERN', 'LandmarkError', 'Arg', 'cli_parser', 'cli_main', 'is_valid_id', 'check_id', 'invalid_ids', 'id_relpath',
-           'id_path', 'atomic_write', 'atomic_path', 'config_dirs', 'config_path', 'read_yaml', 'parse_overrides',
-           'from_dict', 'to_dict', 'load_config', 'save_config', 'seed_everything', 'get_device', 'get_logger',
-           'is_kaggle', 'offline', 'openblas_coretype', 'import_faiss']
+           'id_path', 'clean_stale_temps', 'atomic_write', 'atomic_path', 'check_writable', 'config_dirs',
+           'config_path', 'read_text', 'read_yaml', 'parse_overrides', 'from_dict', 'to_dict', 'load_config',
+           'save_config', 'seed_everything', 'get_device', 'get_logger', 'is_kaggle', 'offline', 'openblas_coretype',
+           'import_faiss']
 
 # %% ../nbs/00_core.ipynb #ea49e623
 class LandmarkError(ValueError):
@@ -65,7 +66,7 @@ def cli_main(f):
     @functools.wraps(f)
     def _inner(*args, **kwargs):
         if not args and not kwargs and Path(sys.argv[0]).stem == f.__name__:
-            kwargs = vars(cli_parser(f).parse_args(sys.argv[1:]))
+            kwargs = vars(cli_parser(f).parse_intermixed_args(sys.argv[1:]))   # options may sit between positionals
         try: return f(*args, **kwargs)
         except Exception as e:
             if not _expected(e): raise
@@ -109,34 +110,105 @@ def id_path(root, id, split:str='train', ext:str='.jpg', pattern:str=ID_PATTERN)
     return Path(root)/id_relpath(id, split, ext, pattern)
 
 # %% ../nbs/00_core.ipynb #60af70af
+def _umask() -> int:
+    "The process's umask (from /proc where it is shown; else set and restored at once)."
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'): return int(line.split()[1], 8)
+    m = os.umask(0o022); os.umask(m)
+    return m
+
+def _target(path) -> Path:
+    "The file an atomic write replaces: a symlink is followed (the link stays, its target is written); a folder or special file is refused."
+    path = Path(path)
+    if path.is_symlink(): path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        kind = 'a folder' if path.is_dir() else 'not a regular file (a device, FIFO or socket)'
+        raise LandmarkError(f"{path}: cannot write an output here: it is {kind}")
+    return path
+
+def _tmp_prefix(path:Path) -> str: return f'.{path.name}.{os.getpid()}.'
+
+def clean_stale_temps(path) -> list:
+    "Delete the temp files that killed atomic writes of `path` left beside it (their process is gone); returns their paths."
+    path = _target(path)
+    pat, gone = re.compile(rf'\.{re.escape(path.name)}\.(\d+)\.[A-Za-z0-9_]+\.tmp'), []
+    if not path.parent.is_dir(): return gone
+    for e in os.scandir(path.parent):
+        m = pat.fullmatch(e.name)
+        if not m or not e.is_file(follow_symlinks=False): continue
+        pid = int(m.group(1))
+        if pid == os.getpid(): continue
+        try: os.kill(pid, 0); continue                 # its writer still runs
+        except ProcessLookupError: pass
+        except PermissionError: continue
+        with contextlib.suppress(FileNotFoundError): os.unlink(e.path); gone.append(Path(e.path))
+    return gone
+
+def _new_temp(path:Path):
+    "A temp file beside `path` with the mode a plain `open(path, 'w')` would give (the old file's mode, else 0666 & ~umask)."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix='.tmp', dir=path.parent)
+    try: mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError: mode = 0o666 & ~_umask()
+    os.fchmod(fd, mode)
+    return fd, tmp, mode
+
+def _write_error(e, path):
+    "An `OSError` raised while writing names no file: name the target (e.g. disk full)."
+    if isinstance(e, OSError) and not e.filename and e.errno:
+        return OSError(e.errno, f"{e.strerror} while writing (the previous file, if any, is kept)", str(path))
+    return e
+
 @contextlib.contextmanager
 def atomic_write(path, mode:str='wb', **kwargs):
-    "Open a temp file beside `path`; on success fsync and rename it to `path`, on error delete it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    """Open a temp file beside `path`; on success fsync and rename it to `path`, on error delete it.
+    A symlink at `path` is followed (its target is replaced); a folder, device, FIFO or socket there is refused."""
+    path = _target(path)
+    fd, tmp, _ = _new_temp(path)
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        e2 = _write_error(e, path)
+        if e2 is not e: raise e2 from e
         raise
 
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temp path beside `path` for writers that want a filename (torch.save, to_parquet); rename on success."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    path = _target(path)
+    fd, tmp, mode = _new_temp(path)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode)                 # the writer may have replaced the file (and its mode) by name
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        e2 = _write_error(e, path)
+        if e2 is not e: raise e2 from e
         raise
+
+def check_writable(path, folder:bool=False, what:str='output') -> Path:
+    """Fail before any work when `path` (a file, or with `folder` a folder) cannot be written: a folder or special file
+    where a file goes (or a file where a folder goes), or no write access to the nearest existing folder (tried with a temp file)."""
+    path = Path(path)
+    if folder:
+        if path.exists() and not path.is_dir(): raise LandmarkError(f"{path}: cannot write the {what} folder: a file is in the way")
+    else: path = _target(path)
+    d = path if folder else path.parent
+    while not d.exists() and d != d.parent: d = d.parent
+    if not d.is_dir(): raise LandmarkError(f"{path}: cannot write the {what}: {d} is a file, not a folder")
+    try: fd, tmp = tempfile.mkstemp(prefix='.lm-write-check.', dir=d)
+    except OSError as e: raise LandmarkError(f"{path}: cannot write the {what}: folder {d} is not writable ({e.strerror})") from None
+    os.close(fd); os.unlink(tmp)
+    return path
+
 
 # %% ../nbs/00_core.ipynb #8d5017dd
 def _deep_merge(a:dict, b:dict) -> dict:
@@ -161,16 +233,25 @@ def config_path(path) -> Path:
         if (d/rel).exists(): return d/rel
     return path
 
-def read_yaml(path) -> dict:
-    "Read a YAML mapping from `path` (see `config_path`), following `base:` inheritance."
+def read_text(path) -> str:
+    "The UTF-8 text of file `path`; a file that is not UTF-8 (or not a regular file) is a `LandmarkError` naming it."
+    path = Path(path)
+    if path.exists() and not path.is_file(): raise LandmarkError(f"{path}: not a regular file")
+    try: return path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as e: raise LandmarkError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+def read_yaml(path, _seen:tuple=()) -> dict:
+    "Read a YAML mapping from `path` (see `config_path`), following `base:` inheritance (a cycle is an error naming the files)."
     path = config_path(path)
     if not path.exists(): raise FileNotFoundError(f"config file not found: {path} (looked in the working directory and {', '.join(map(str, config_dirs()))})")
-    try: d = yaml.safe_load(path.read_text()) or {}
+    key = path.resolve()
+    if key in _seen: raise LandmarkError(f"{path}: 'base:' inheritance cycle ({' -> '.join(p.name for p in (*_seen, key))})")
+    try: d = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as e: raise LandmarkError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(d, dict): raise LandmarkError(f"{path}: expected a mapping at top level, got {type(d).__name__}")
     bases = d.pop('base', None) or []
     merged = {}
-    for b in ([bases] if isinstance(bases, str) else bases): merged = _deep_merge(merged, read_yaml(path.parent/b))
+    for b in ([bases] if isinstance(bases, str) else bases): merged = _deep_merge(merged, read_yaml(path.parent/b, (*_seen, key)))
     return _deep_merge(merged, d)
 
 def parse_overrides(overrides) -> dict:
@@ -179,6 +260,7 @@ def parse_overrides(overrides) -> dict:
     for o in overrides or []:
         if '=' not in o: raise LandmarkError(f"override {o!r}: expected key=value")
         k, v = o.split('=', 1)
+        if any(not p.strip() for p in k.split('.')): raise LandmarkError(f"override {o!r}: key {k.strip()!r} has an empty part (expected e.g. opt.lr=0.01)")
         try: val = yaml.safe_load(v) if v != '' else None
         except yaml.YAMLError: val = v
         d = out

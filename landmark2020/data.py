@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #17b175e8
 from __future__ import annotations
-import os, io, re, sys, json, math, time, struct, shutil, hashlib, tempfile, warnings, subprocess, importlib.util
+import os, io, re, sys, stat, json, math, time, struct, shutil, functools, hashlib, tempfile, warnings, subprocess, importlib.util
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor, ProcessPoolExecutor
 import numpy as np
@@ -12,13 +12,13 @@ import pandas as pd
 from PIL import Image, ImageFile, ImageFilter, UnidentifiedImageError
 from fastcore.basics import patch
 from .core import (LandmarkError, cli_main, Arg, ID_PATTERN, is_valid_id, check_id, invalid_ids, id_relpath,
-                               id_path, atomic_write, atomic_path, get_logger)
+                               id_path, atomic_write, atomic_path, get_logger, check_writable, read_text)
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'INDEX_COLUMNS', 'EXECUTORS', 'SUBSETS', 'open_image', 'aspect_group', 'LabelMap', 'split_holdout',
-           'read_table', 'detect_layout', 'LandmarkData', 'solution_beside', 'jpeg_size', 'read_image_header',
-           'build_index', 'save_index', 'load_index', 'index_summary', 'build_subset', 'filter_min_images', 'lm_index',
-           'train_frame']
+           'csv_columns', 'read_table', 'detect_layout', 'LandmarkData', 'solution_beside', 'jpeg_size',
+           'read_image_header', 'not_regular', 'build_index', 'save_index', 'load_index', 'index_summary',
+           'build_subset', 'filter_min_images', 'lm_index', 'train_frame']
 
 # %% ../nbs/01_data.ipynb #96742e45
 def _size2(size):
@@ -29,6 +29,8 @@ def _size2(size):
 
 def open_image(path, size=None) -> Image.Image:
     "Decode image `path` as RGB; with `size` (int or (w, h)) decode JPEGs at the smallest DCT scale still >= `size`."
+    if isinstance(path, (str, Path)) and os.path.exists(path) and not os.path.isfile(path):
+        raise LandmarkError(f"{path}: not a regular file (an image is read only from a regular file)")
     try:
         im = Image.open(path)
         req = _size2(size)
@@ -84,11 +86,16 @@ class LabelMap:
         "Read a map written by `save`."
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"label map not found: {path}")
-        try: d = json.loads(path.read_text())
+        try: d = json.loads(read_text(path))
         except json.JSONDecodeError as e: raise LandmarkError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(d, dict) or d.get('format') != 'landmark2020.LabelMap' or 'landmark_ids' not in d:
             raise LandmarkError(f"{path}: not a LabelMap file (expected keys format='landmark2020.LabelMap', landmark_ids)")
-        return cls(d['landmark_ids'])
+        ids = d['landmark_ids']
+        if not isinstance(ids, list): raise LandmarkError(f"{path}: landmark_ids must be a list of integers, got {type(ids).__name__}")
+        bad = [i for i, v in enumerate(ids) if not isinstance(v, int) or isinstance(v, bool)]
+        if bad: raise LandmarkError(f"{path}: landmark_ids[{bad[0]}] = {ids[bad[0]]!r} is not an integer")
+        try: return cls(ids)
+        except LandmarkError as e: raise LandmarkError(f"{path}: {e}") from None
 
 # %% ../nbs/01_data.ipynb #f824b651
 def split_holdout(df:pd.DataFrame, n_valid:int=1, seed:int=0, min_images:int|None=None, label_col:str='landmark_id') -> pd.DataFrame:
@@ -112,12 +119,29 @@ _META_DIRS = ('', 'metadata', 'ground_truth', 'train', 'index', 'test')
 _GLDV2_FILES = ('train_clean.csv', 'index_image_to_landmark.csv', 'train_label_to_category.csv',
                 'index_label_to_category.csv', 'recognition_solution_v2.1.csv', 'retrieval_solution_v2.1.csv')
 
-def read_table(path, columns, str_cols=('id',), int_cols=()) -> pd.DataFrame:
-    "Read CSV `path`, checking that `columns` exist; `int_cols` must be integers (the error names the row)."
+def _csv_file(path) -> Path:
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: file not found")
-    try: df = pd.read_csv(path, dtype={c: str for c in str_cols}, keep_default_na=False, na_values={c: [''] for c in int_cols})
-    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise LandmarkError(f"{path}: not a readable CSV ({e})") from None
+    if not path.is_file(): raise LandmarkError(f"{path}: not a regular file (expected a CSV file)")
+    return path
+
+def csv_columns(path) -> list:
+    "The header of CSV file `path`; an empty, binary or non-UTF-8 file is a `LandmarkError` naming it."
+    path = _csv_file(path)
+    try: return [str(c) for c in pd.read_csv(path, nrows=0, index_col=False).columns]
+    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise LandmarkError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
+    except pd.errors.EmptyDataError: raise LandmarkError(f"{path}: empty file (expected a CSV header)") from None
+
+def read_table(path, columns, str_cols=('id',), int_cols=()) -> pd.DataFrame:
+    "Read CSV `path`, checking that `columns` exist; `int_cols` must be integers (the error names the row)."
+    path = _csv_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', pd.errors.ParserWarning)
+            df = pd.read_csv(path, dtype={c: str for c in str_cols}, keep_default_na=False, na_values={c: [''] for c in int_cols},
+                             index_col=False)     # never take the first column as the index (a row with an extra field)
+    except pd.errors.ParserWarning: raise LandmarkError(f"{path}: the rows have more fields than the header has columns") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e: raise LandmarkError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
     except pd.errors.EmptyDataError: raise LandmarkError(f"{path}: empty file (expected columns {', '.join(columns)})") from None
     missing = [c for c in columns if c not in df.columns]
     if missing: raise LandmarkError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))})")
@@ -141,7 +165,7 @@ def detect_layout(root) -> str:
     if any(_find(root, f) for f in _GLDV2_FILES): return 'gldv2'
     tr = _find(root, 'train.csv')
     if tr is not None:
-        cols = pd.read_csv(tr, nrows=0).columns
+        cols = csv_columns(tr)
         return 'gldv2' if 'url' in cols else 'kaggle-recognition-2020'
     if (root/'index').is_dir() and (root/'test').is_dir(): return 'kaggle-retrieval-2021'
     found = ', '.join(sorted(p.name for p in root.iterdir())[:20]) or 'nothing'
@@ -285,14 +309,22 @@ def _identify(f) -> str|None:
         with Image.open(f) as im: return im.format
     except Exception: return None
 
+def _file_kind(mode) -> str:
+    for test, name in ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a character device'),
+                       (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket')):
+        if test(mode): return name
+    return 'a special file'
+
 def read_image_header(path, check:str='eoi') -> tuple:
     "`(width, height, bytes, error)` of image file `path` from its header; `error` is '' for a sound JPEG."
-    try: f = open(path, 'rb', buffering=0)
+    try: f = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0)), 'rb', buffering=0)   # a FIFO cannot block
     except FileNotFoundError: return 0, 0, 0, 'missing file'
     except OSError as e: return 0, 0, 0, f'unreadable file ({e.strerror or e})'
     with f:
         try:
-            n = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode): return 0, 0, 0, f'not a regular file ({_file_kind(st.st_mode)})'
+            n = st.st_size
             if n == 0: return 0, 0, 0, 'empty file (0 bytes)'
             size = jpeg_size(f)
         except ValueError as e: return 0, 0, n, f'corrupt JPEG header ({e})'
@@ -313,10 +345,27 @@ def read_image_header(path, check:str='eoi') -> tuple:
         return w, h, n, ''
 
 # %% ../nbs/01_data.ipynb #f3ebcf71
+@functools.lru_cache(maxsize=64)
+def _realroot(root:str) -> str: return os.path.realpath(root)
+
+def not_regular(root, path) -> str:
+    "'' when `path` is a regular file inside the data folder `root` (symlinks followed); else why it is not indexed."
+    try: st = os.lstat(path)
+    except FileNotFoundError: return ''                          # the reader reports 'missing file'
+    except OSError as e: return f'unreadable file ({e.strerror or e})'
+    if stat.S_ISLNK(st.st_mode):
+        real, base = os.path.realpath(path), _realroot(str(root))
+        if os.path.commonpath([real, base]) != base: return f'symlink leading outside the data root (to {real})'
+        try: st = os.stat(path)
+        except OSError: return 'broken symlink'
+    return '' if stat.S_ISREG(st.st_mode) else f'not a regular file ({_file_kind(st.st_mode)})'
+
 def _file_row(root, rel, check, pattern):
     "(id, rel, w, h, bytes, error) of the file at `root/rel`, checking its name and folder first."
     parts = rel.split('/')
     stem, ext = os.path.splitext(parts[-1])
+    special = not_regular(root, os.path.join(root, rel))
+    if special: return stem, rel, 0, 0, 0, special
     if ext != '.jpg': err = f'unexpected file (not *.jpg)'
     elif not is_valid_id(stem, pattern): err = f'invalid file name (id {stem!r} does not match {pattern})'
     elif len(parts) != 5 or parts[1:4] != [stem[0], stem[1], stem[2]]:
@@ -350,14 +399,14 @@ def _plan_units(root:Path, split:str) -> dict:
     stray_rels, stray_dirs = [], []
     for e in sorted(os.scandir(base), key=lambda e: e.name):
         rel = f'{split}/{e.name}'
-        if e.is_dir() and len(e.name) == 1 and e.name in _HEX:
+        if e.is_dir(follow_symlinks=False) and len(e.name) == 1 and e.name in _HEX:
             units, loose = [], []
             for e2 in sorted(os.scandir(e.path), key=lambda e: e.name):
-                if e2.is_dir(): units.append(([], [f'{rel}/{e2.name}']))
+                if e2.is_dir(follow_symlinks=False): units.append(([], [f'{rel}/{e2.name}']))
                 else: loose.append(f'{rel}/{e2.name}')
             if loose: units.append((loose, []))
             shards[e.name] = units
-        elif e.is_dir(): stray_dirs.append(rel)
+        elif e.is_dir(follow_symlinks=False): stray_dirs.append(rel)
         else: stray_rels.append(rel)
     if stray_rels or stray_dirs: shards['_'] = [(stray_rels, stray_dirs)]
     return shards
@@ -383,14 +432,14 @@ def _listing(root:Path, data, split, labels):
         return labels[[c for c in ('id', 'landmark_id') if c in labels]].reset_index(drop=True), 'labels'
     if labels is not None:
         p = Path(labels)
-        cols = pd.read_csv(p, nrows=0).columns if p.exists() else []
+        cols = csv_columns(p)
         return read_table(p, ['id'], int_cols=('landmark_id',) if 'landmark_id' in cols else ())[
             [c for c in ('id', 'landmark_id') if c in cols]], p.name
     if data is None: return None, None
     for name in _LISTINGS.get(split, ()):
         p = data.find(name)
         if p is None: continue
-        cols = pd.read_csv(p, nrows=0).columns
+        cols = csv_columns(p)
         lab = 'landmark_id' in cols and name != 'sample_submission.csv'
         df = read_table(p, ['id'], int_cols=('landmark_id',) if lab else ())
         return df[['id', 'landmark_id'] if lab else ['id']], name
@@ -441,7 +490,8 @@ EXECUTORS = ('process', 'thread', 'serial')
 def _work_meta(work_dir:Path, meta:dict):
     p = work_dir/'index_meta.json'
     if p.exists():
-        old = json.loads(p.read_text())
+        try: old = json.loads(read_text(p))
+        except json.JSONDecodeError as e: raise LandmarkError(f"{p}: not valid JSON ({e}); delete {work_dir} to start the index again") from None
         if old != meta:
             raise LandmarkError(f"{work_dir}: holds the parts of another index run ({old}); delete it or use another --work_dir")
     else:
@@ -457,11 +507,14 @@ def build_index(root, split:str='train', labels=None, workers:int|None=None, exe
     executor = executor or ('process' if check == 'decode' else 'thread')   # measured: see the benchmark in the README
     if executor not in EXECUTORS: raise LandmarkError(f"build_index: executor must be one of {EXECUTORS}, got {executor!r}")
     if check not in ('header', 'eoi', 'decode'): raise LandmarkError(f"build_index: check must be header, eoi or decode, got {check!r}")
+    if workers is not None and workers < 1: raise LandmarkError(f"build_index: workers must be >= 1 (or None: one per CPU), got {workers}")
     data = root if isinstance(root, LandmarkData) else None
     root = Path(data.root if data is not None else root)
     if data is None:
         try: data = LandmarkData(root, id_pattern=id_pattern)
-        except LandmarkError: data = None                     # a bare folder of images: index it without a listing
+        except LandmarkError:                                 # a bare folder of images: index it without a listing ...
+            if _find(root, 'train.csv') or any(_find(root, f) for f in _GLDV2_FILES): raise   # ... but a broken CSV is an error
+            data = None
     lst, name = _listing(root, data, split, labels)
     shards = _plan_units(root, split)
     done, parts = {}, {}
@@ -564,7 +617,19 @@ def build_subset(data, name:str='clean', min_images:int|None=None, keep_nonlandm
                 parts.append(pd.DataFrame({'id': sol.id[sol.Usage == 'Ignored'], 'landmark_id': -1, 'split': 'test', 'noisy': False}))
             df = pd.concat(parts, ignore_index=True)
     df = df[['id', 'split', 'landmark_id', 'noisy']].reset_index(drop=True)
+    df = _dedup(df, f"{data.root}, subset {name!r}")
     if min_images: df = filter_min_images(df, min_images)
+    return df
+
+def _dedup(df:pd.DataFrame, where:str) -> pd.DataFrame:
+    "One rule for a repeated image row (train_clean.csv, train.csv): the first row counts, the rest are dropped with a warning."
+    dup = df.duplicated(['id', 'split']).to_numpy()
+    if dup.any():
+        first = df[dup].iloc[0]
+        get_logger().warning(f"{where}: {int(dup.sum())} repeated image row(s) dropped, e.g. id {first.id} (split {first.split}): "
+                             "each image counts once, with the landmark of its first row")
+        df = df[~dup].reset_index(drop=True)
+    df.attrs['dropped_duplicates'] = int(dup.sum())
     return df
 
 def filter_min_images(df:pd.DataFrame, min_images:int, label_col:str='landmark_id') -> pd.DataFrame:
@@ -588,6 +653,8 @@ def lm_index(root:Arg("data folder (GLDv2, a Kaggle competition folder, or a bar
     "Index the images of one split: sizes from JPEG headers, every bad file reported; resumable."
     out = Path(out or f'index_{split}.parquet')
     if out.suffix not in ('.parquet', '.feather'): raise LandmarkError(f"--out {out}: must end in .parquet or .feather")
+    if workers is not None and workers < 1: raise LandmarkError(f"--workers: must be >= 1, got {workers}")
+    check_writable(out, what='index')
     wd = Path(work_dir) if work_dir else out.with_name(out.name + '.parts')
     t0 = time.time()
     df = build_index(root, split, labels=False if no_labels else labels, workers=workers, executor=executor, check=check,
@@ -604,17 +671,17 @@ def train_frame(data, subset:str='clean', index:pd.DataFrame|None=None, min_imag
                 seed:int=0, bins=(0.77, 1.33), label_map:LabelMap|None=None) -> tuple:
     "(DataFrame id, split, path, landmark_id, label, noisy[, width, height, aspect_gid], is_valid; LabelMap) for training."
     data = data if isinstance(data, LandmarkData) else LandmarkData(data)
-    df = build_subset(data, subset)
-    dup = df.duplicated(['id', 'split']).to_numpy()                     # a repeated CSV row: the first one counts
-    df, dropped = df[~dup], 0
+    df = build_subset(data, subset)                                     # a repeated CSV row: the first one counts (warned)
+    n_dup, dropped = df.attrs.get('dropped_duplicates', 0), 0
     if index is not None:
         # one row per file: a CSV's duplicate-id row is an error row in the index, the file's own row wins
-        idx = index[['id', 'split', 'width', 'height', 'ok']].sort_values('ok', ascending=False, kind='stable')
+        idx = index[['id', 'split', 'width', 'height', 'ok', 'error']].sort_values('ok', ascending=False, kind='stable')
         idx = idx.drop_duplicates(['id', 'split'])
         df = df.merge(idx, on=['id', 'split'], how='left')
         good = df.ok.fillna(False).astype(bool)
         dropped = int((~good).sum())
-        df = df[good].drop(columns='ok').astype({'width': 'int64', 'height': 'int64'})
+        examples = [f"{r.id} ({r.error if isinstance(r.error, str) and r.error else 'not in the index'})" for r in df[~good].head(3).itertuples()]
+        df = df[good].drop(columns=['ok', 'error']).astype({'width': 'int64', 'height': 'int64'})
         df['aspect_gid'] = aspect_group(df.width.to_numpy(), df.height.to_numpy(), bins)
     if min_images: df = filter_min_images(df, min_images)
     lm = label_map or LabelMap.from_labels(df.landmark_id)
@@ -627,5 +694,6 @@ def train_frame(data, subset:str='clean', index:pd.DataFrame|None=None, min_imag
         paths[m] = data.paths(df.id[m], s)
     df.insert(2, 'path', paths)
     df = split_holdout(df, n_valid=n_valid, seed=seed) if n_valid else df.assign(is_valid=False)
-    df.attrs['dropped_bad_files'], df.attrs['dropped_duplicates'] = dropped, int(dup.sum())
+    df.attrs['dropped_bad_files'], df.attrs['dropped_duplicates'] = dropped, n_dup
+    if index is not None: df.attrs['dropped_examples'] = examples
     return df, lm

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os, sys, json, time, shutil, contextlib, datetime as dt, platform
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path, get_logger, seed_everything, offline
-from .toy import make_toy_gldv2
+from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path, get_logger, seed_everything, offline, check_writable
+from .toy import make_toy_gldv2, check_toy_args
 from .data import LandmarkData
 from .model import create_landmark_model, save_landmark_model
 from .inference import load_predict_config, plot_worst_landmarks, predict_recognition, predict_retrieval, retrieval_grid
@@ -18,8 +18,8 @@ from .core import load_config
 
 # %% auto #0
 __all__ = ['QUICK', 'StageTimer', 'md_table', 'DemoConfig', 'toy_name', 'demo_data', 'pretrained_baseline', 'evaluate',
-           'train_config', 'finetune', 'summary_table', 'plot_comparison', 'write_report', 'run_demo', 'demo_config',
-           'lm_demo']
+           'train_config', 'finetune', 'summary_table', 'plot_comparison', 'write_report', 'run_demo', 'check_demo',
+           'demo_config', 'lm_demo']
 
 # %% ../nbs/10_demo.ipynb #51aa1d8d
 class StageTimer:
@@ -246,6 +246,7 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
     c = c or DemoConfig(**kwargs)
     offline()
     log, timer, out, load = get_logger(), StageTimer(), Path(c.out), _load()
+    check_demo(c)                                  # every setting first: nothing is built or written before it passes
     out.mkdir(parents=True, exist_ok=True)
     with timer('data'):
         log.info(f"1/5 data: building or reusing {Path(c.data_dir)/toy_name(c)}")
@@ -270,6 +271,21 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
     report = write_report(out, table, times, [zs, ft], run=run, data=data, c=c, load=load)
     print('\n' + md_table(table) + '\n\n' + md_table(times, digits=1) + f'\n\nreport: {report}')
     return dict(table=table, times=times, report=report, data=data, run=run, evals=[zs, ft])
+
+# %% ../nbs/10_demo.ipynb #76e02366
+def check_demo(c:DemoConfig) -> DemoConfig:
+    "Validate every setting of `c` before any work: toy kwargs, the training config with `c.train`, `c.predict`, the models, where it writes."
+    import inspect, timm
+    toy_kw = set(inspect.signature(make_toy_gldv2).parameters) - {'dest', 'seed', 'sources', 'strength', 'cache_dir'}
+    bad = sorted(set(c.toy) - toy_kw)
+    if bad: raise LandmarkError(f"config key 'toy.{bad[0]}': not a make_toy_gldv2 setting (known: {', '.join(sorted(toy_kw))})")
+    check_toy_args(Path(c.data_dir)/toy_name(c), c.strength, **{k: v for k, v in c.toy.items() if k.startswith('n_') or k in ('size', 'quality')})
+    cfg = train_config(c, Path(c.data_dir)/toy_name(c), Path(c.out)/'fine_tuned')   # c.train overrides: names, types, ranges
+    _predict_config(c)
+    for key, arch in (("'arch'", c.arch), ("'model.arch' (of the training config)", cfg.model.arch)):
+        if not timm.is_model(arch): raise LandmarkError(f"config key {key}: unknown timm architecture {arch!r}")
+    check_writable(c.out, folder=True, what='report'); check_writable(c.data_dir, folder=True, what='data')
+    return c
 
 # %% ../nbs/10_demo.ipynb #31e06475
 def demo_config(overrides=(), quick:bool=False, **kwargs) -> DemoConfig:

@@ -4,14 +4,14 @@
 
 # %% ../nbs/08_inference.ipynb #be85db7a
 from __future__ import annotations
-import os, sys, json, math, hashlib, contextlib
+import os, sys, json, math, hashlib, contextlib, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from .core import (LandmarkError, cli_main, Arg, atomic_write, atomic_path, load_config, save_config, to_dict,
+from .core import (LandmarkError, cli_main, Arg, atomic_write, atomic_path, check_writable, read_text, load_config, save_config, to_dict,
                                get_device, get_logger, check_id)
 from .data import LandmarkData, open_image, aspect_group, read_table
 from .metrics import map_at_k
@@ -24,7 +24,7 @@ from .rerank import (knn, l2n, RecognitionConfig, RetrievalConfig, recognize, re
 # %% auto #0
 __all__ = ['tta_sizes', 'tta_embed', 'ExtractConfig', 'extract_embeddings', 'Embeddings', 'load_embeddings', 'embed_split',
            'PredictConfig', 'load_predict_config', 'predict_recognition', 'predict_retrieval', 'plot_retrieval_grid',
-           'retrieval_grid', 'landmark_scores', 'plot_worst_landmarks', 'lm_predict']
+           'retrieval_grid', 'landmark_scores', 'plot_worst_landmarks', 'split_runs', 'lm_predict']
 
 # %% ../nbs/08_inference.ipynb #e6b3e154
 def tta_sizes(h:int, w:int, scales=(1.0,), snap:int=32) -> list:
@@ -139,7 +139,8 @@ def _prepare(out_dir, man, on_mismatch):
     "Rank 0: check or write the manifest; return the shard numbers still to do (or 'done')."
     out_dir = Path(out_dir); mf = out_dir/'manifest.json'
     if mf.exists():
-        old = json.loads(mf.read_text())
+        try: old = json.loads(read_text(mf))
+        except (json.JSONDecodeError, LandmarkError): old = {}       # an empty or damaged manifest: a mismatch
         if old != man:
             diff = sorted(k for k in man if old.get(k) != man[k])
             if on_mismatch != 'overwrite':
@@ -161,9 +162,10 @@ def _merge(out_dir, man):
     with atomic_path(out_dir/'embeddings.npy') as p:
         mm = np.lib.format.open_memmap(p, mode='w+', dtype=man['extract']['store_dtype'], shape=(n, man['dim']))
         for s in range(math.ceil(n / S)):
-            with np.load(_shard_path(out_dir, s)) as z:
-                mm[s * S:s * S + len(z['ids'])] = z['feats']; ids += z['ids'].tolist()
-                failed += z['ids'][z['failed']].tolist()
+            with _cache_file(_shard_path(out_dir, s)):
+                with np.load(_shard_path(out_dir, s)) as z:
+                    mm[s * S:s * S + len(z['ids'])] = z['feats']; ids += z['ids'].tolist()
+                    failed += z['ids'][z['failed']].tolist()
         mm.flush(); del mm
     with atomic_write(out_dir/'failed.txt', 'w') as f: f.write(''.join(i + '\n' for i in failed))
     with atomic_write(out_dir/'ids.txt', 'w') as f: f.write(''.join(i + '\n' for i in ids))
@@ -221,13 +223,25 @@ class Embeddings:
     def __len__(self): return len(self.ids)
     def __repr__(self): return f"Embeddings({len(self)} x {self.feats.shape[1]}, {len(self.failed)} failed)"
 
+@contextlib.contextmanager
+def _cache_file(path):
+    "A damaged cache file (truncated, wrong dtype, not UTF-8) is a `LandmarkError` that says which file to delete."
+    try: yield
+    except LandmarkError: raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        if isinstance(e, FileNotFoundError): raise
+        raise LandmarkError(f"{path}: damaged embedding cache ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                            f"delete it (or its folder {Path(path).parent}) and run again to rebuild it") from None
+
 def load_embeddings(out_dir) -> Embeddings:
     "Open the merged embeddings of `out_dir` memory-mapped, with their ids."
     out_dir = Path(out_dir)
     for f in ('embeddings.npy', 'ids.txt'):
         if not (out_dir/f).exists(): raise FileNotFoundError(f"{out_dir/f}: no embeddings here (run extract_embeddings first, or it was interrupted: run it again to resume)")
-    ids = np.array((out_dir/'ids.txt').read_text().split(), dtype=object)
-    feats = np.load(out_dir/'embeddings.npy', mmap_mode='r')
+    with _cache_file(out_dir/'ids.txt'): ids = np.array(read_text(out_dir/'ids.txt').split(), dtype=object)
+    with _cache_file(out_dir/'embeddings.npy'):
+        feats = np.load(out_dir/'embeddings.npy', mmap_mode='r')
+        if feats.dtype.kind != 'f' or feats.ndim != 2: raise ValueError(f"expected a 2-d float array, got {feats.dtype} {feats.shape}")
     if len(ids) != len(feats): raise LandmarkError(f"{out_dir}: ids.txt has {len(ids)} ids but embeddings.npy has {len(feats)} rows")
     failed = np.array((out_dir/'failed.txt').read_text().split() if (out_dir/'failed.txt').exists() else [], dtype=object)
     return Embeddings(ids, feats, failed)
@@ -404,6 +418,13 @@ def plot_worst_landmarks(data, submission:pd.DataFrame, solution, task:str, out=
                                titles=[f"{r.landmark} acc {r.score:.2f}" for r in ls.itertuples()], **kwargs)
 
 # %% ../nbs/08_inference.ipynb #8833eefd
+def split_runs(tokens) -> tuple:
+    "`(run folders, key=value overrides)` of `lm_predict`'s positional arguments: an existing folder is a run even when its name has a '='."
+    runs, overrides = [], []
+    for t in tokens:
+        (runs if Path(t).is_dir() or '=' not in t else overrides).append(t)
+    return runs, overrides
+
 @cli_main
 def lm_predict(runs:Arg("run folder(s) written by lm_train (several: an ensemble), then key=value config overrides", str, nargs='+', opt=False),
                data:Arg("data folder (GLDv2 or a Kaggle competition folder)", str)=None,
@@ -417,20 +438,25 @@ def lm_predict(runs:Arg("run folder(s) written by lm_train (several: an ensemble
                worst:Arg("also draw the worst landmarks PNG here (needs a solution)", str)=None,
                quiet:Arg("no progress bars", bool)=False):
     "Write a Kaggle submission for `task` from trained run(s), and score it when the solution is known."
+    # everything is checked before the first image is embedded: arguments, config, solution, where the outputs go
     if task not in ('recognition', 'retrieval'): raise LandmarkError(f"--task must be recognition or retrieval, got {task!r}")
     if data is None: raise LandmarkError("give the data folder with --data ROOT")
     if solution is not None and not Path(solution).is_file(): raise FileNotFoundError(f"--solution {solution}: no such file")
-    overrides = [r for r in runs if '=' in r]
-    runs = [r for r in runs if '=' not in r]
+    if grid and task != 'retrieval': raise LandmarkError(f"--grid {grid}: the grid draws retrieval results; use it with --task retrieval")
+    runs, overrides = split_runs(runs)
     cfg = load_predict_config(config, overrides)
     d = LandmarkData(data)
+    sol = Path(solution) if solution else d.solution_path(task)
+    if sol is not None: read_solution(sol, task)                   # a bad solution stops here, not after the submission
+    if worst and sol is None: raise LandmarkError(f"--worst {worst}: needs a solution (--solution, or one beside the data)")
+    for f, what in ((out, 'submission'), (grid, 'grid'), (worst, 'plot')):
+        if f: check_writable(f, what=what)
     pred = (predict_recognition if task == 'recognition' else predict_retrieval)(runs, d, cfg, cache, device, not quiet)
     if _dist()[1] != 0: return
     test_ids = d.ids('test')
     path = (write_recognition_submission(pred, out, test_ids=test_ids, gzip=str(out).endswith('.gz')) if task == 'recognition'
             else write_retrieval_submission(pred, out, test_ids=test_ids, gzip=str(out).endswith('.gz')))
     print(f"wrote {path} ({len(pred)} rows)")
-    sol = Path(solution) if solution else d.solution_path(task)
     if grid and task == 'retrieval': print(f"wrote {retrieval_grid(d, pred, sol, grid)}")
     if sol is not None:
         scores = score_submission(path, sol, task)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb #f4ebca0a
 from __future__ import annotations
-import os, re, json, hashlib, importlib, tempfile, shutil
+import os, io, re, json, hashlib, importlib, tempfile, shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -14,16 +14,16 @@ from torch import nn
 import torch.nn.functional as F
 import timm
 from fastcore.basics import store_attr
-from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path
+from .core import LandmarkError, cli_main, Arg, atomic_write, atomic_path, read_text
 from .losses import create_head
 
 # %% auto #0
-__all__ = ['POOLS', 'LITE_MEAN', 'LITE_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_WHEELS', 'PRETRAINED', 'GeM', 'AvgPool',
-           'MaxPool', 'lite_variant', 'default_preprocessing', 'convert_efficientnet_lite', 'lite_weights_file',
-           'lite_state_dict', 'lite0_state_dict', 'read_state_dict', 'write_state_dict', 'LandmarkModel',
-           'create_landmark_model', 'save_landmark_model', 'load_model_config', 'load_landmark_model',
-           'transfer_head_rows', 'freeze_bn', 'bn_frozen', 'landmark_splitter', 'verify_lite_conversion',
-           'write_lite_backbone', 'lm_convert_lite']
+__all__ = ['POOLS', 'LITE_MEAN', 'LITE_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_WHEELS', 'PRETRAINED', 'TIMM_KWARGS', 'GeM',
+           'AvgPool', 'MaxPool', 'lite_variant', 'default_preprocessing', 'convert_efficientnet_lite',
+           'lite_weights_file', 'lite_state_dict', 'lite0_state_dict', 'read_state_dict', 'write_state_dict',
+           'LandmarkModel', 'create_landmark_model', 'save_landmark_model', 'load_model_config', 'load_landmark_model',
+           'safe_timm_kwargs', 'transfer_head_rows', 'freeze_bn', 'bn_frozen', 'landmark_splitter',
+           'verify_lite_conversion', 'write_lite_backbone', 'lm_convert_lite']
 
 # %% ../nbs/04_model.ipynb #8955f394
 class GeM(nn.Module):
@@ -145,11 +145,11 @@ def write_state_dict(sd:dict, path) -> Path:
     "Write a state dict atomically: safetensors for `.safetensors`, else `torch.save`."
     path = Path(path)
     sd = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
-    with atomic_path(path) as tmp:
+    with atomic_write(path) as f:           # through a Python file: a write error (disk full) is an OSError naming the file
         if path.suffix == '.safetensors':
-            from safetensors.torch import save_file
-            save_file(sd, str(tmp), metadata={'format': 'pt'})
-        else: torch.save(sd, tmp)
+            from safetensors.torch import save
+            f.write(save(sd, metadata={'format': 'pt'}))
+        else: buf = io.BytesIO(); torch.save(sd, buf); f.write(buf.getbuffer())   # (torch's own writer hides write errors)
     return path
 
 # %% ../nbs/04_model.ipynb #34fd095c
@@ -206,7 +206,7 @@ def _load_backbone(backbone:nn.Module, sd:dict, where:str):
     backbone.load_state_dict({k: sd[k] for k in want})
 
 def _read_json(path) -> dict:
-    try: d = json.loads(Path(path).read_text())
+    try: d = json.loads(read_text(path))          # read_text: a non-UTF-8 file is an error naming it
     except json.JSONDecodeError as e: raise LandmarkError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(d, dict): raise LandmarkError(f"{path}: expected a JSON object")
     return d
@@ -214,6 +214,8 @@ def _read_json(path) -> dict:
 def _folder_weights(folder:Path, cfg:dict) -> Path:
     "The weights file of a model folder: the one `config.json` names, else the first standard name present."
     name = (cfg.get('weights') or {}).get('file')
+    if name is not None and (not isinstance(name, str) or Path(name).name != name or name in ('', '.', '..')):
+        raise LandmarkError(f"{folder/'config.json'}: weights.file must be a file name beside config.json, got {name!r}")
     cands = [name] if name else ['model.safetensors', 'model.pth', 'pytorch_model.bin', 'model.pt']
     for c in cands:
         if (folder/c).is_file(): return folder/c
@@ -330,12 +332,29 @@ def load_landmark_model(folder_or_file, map_location='cpu', check_hash:bool=True
     if check_hash and w.get('sha256') and wfile.name == w.get('file') and _sha256(wfile) != w['sha256']:
         raise LandmarkError(f"{wfile}: does not match the sha256 in {wfile.parent/'config.json'} (a save was interrupted, or the files come from different models)")
     kw = {k: cfg[k] for k in _CFG_KEYS if k in cfg}
-    model = create_landmark_model(**{k: v for k, v in kw.items() if k != 'timm_kwargs'}, **(kw.get('timm_kwargs') or {}))
+    tk = safe_timm_kwargs(kw.get('timm_kwargs'), p/'config.json' if p.is_dir() else p.parent/'config.json')
+    model = create_landmark_model(**{k: v for k, v in kw.items() if k != 'timm_kwargs'}, **tk)
     sd = read_state_dict(wfile, map_location='cpu')
     try: model.load_state_dict(sd)
     except RuntimeError as e: raise LandmarkError(f"{wfile}: does not fit the model in config.json ({' '.join(str(e).split())[:300]})") from None
     model.cfg.update(pretrained=cfg.get('pretrained'))
     return model.to(map_location).eval()
+
+# %% ../nbs/04_model.ipynb #ef805fbe
+TIMM_KWARGS = ('drop_rate', 'drop_path_rate', 'drop_block_rate', 'in_chans', 'img_size', 'output_stride')
+
+def safe_timm_kwargs(kw, where='config.json') -> dict:
+    """The `timm_kwargs` of a model folder's `config.json`, allow-listed: only `TIMM_KWARGS` with number values.
+    A run folder comes from anywhere (a download, a Kaggle dataset); keys such as `checkpoint_path`,
+    `pretrained_cfg_overlay` or `pretrained_cfg` would make timm open files or fetch weights, so they are refused."""
+    kw = kw or {}
+    if not isinstance(kw, dict): raise LandmarkError(f"{where}: timm_kwargs must be a mapping, got {type(kw).__name__}")
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    for k, v in kw.items():
+        if k not in TIMM_KWARGS: raise LandmarkError(f"{where}: timm_kwargs key {k!r} is not allowed in a model folder (allowed: {', '.join(TIMM_KWARGS)})")
+        if not (num(v) or (isinstance(v, list) and v and all(num(x) for x in v))):
+            raise LandmarkError(f"{where}: timm_kwargs {k!r} must be a number (or a list of numbers), got {v!r}")
+    return dict(kw)
 
 # %% ../nbs/04_model.ipynb #da54496f
 def _label_ids(labels) -> list:

@@ -15,7 +15,8 @@ from .data import solution_beside
 
 # %% auto #0
 __all__ = ['DEBIAN_PHOTO_PACKAGES', 'COMPETITIONS', 'toy_solution_path', 'GLDV2_CARDINALITIES', 'fetch_debian_photos',
-           'make_toy_gldv2', 'make_toy_competition', 'gldv2_class_sizes', 'make_synthetic_gldv2', 'lm_toy']
+           'make_toy_gldv2', 'check_toy_args', 'make_toy_competition', 'gldv2_class_sizes', 'make_synthetic_gldv2',
+           'lm_toy']
 
 # %% ../nbs/01a_toy.ipynb #9d6f70ee
 def _pkg_dir(name) -> Path|None:
@@ -261,6 +262,8 @@ def make_toy_gldv2(dest, seed:int=0, sources:str='pip', strength:float=1.0, size
                    workers:int|None=None, overwrite:bool=False) -> Path:
     "Write a deterministic GLDv2-shaped toy dataset (images + CSVs) to `dest`; returns `dest`."
     dest = Path(dest)
+    check_toy_args(dest, strength, size, quality, n_train=n_train, n_index=n_index, n_test=n_test, n_noisy=n_noisy,
+                   n_unclean=n_unclean, n_distractor_index=n_distractor_index, n_distractor_test=n_distractor_test)
     if sources == 'deb' and deb_root is None: deb_root = fetch_debian_photos(Path(cache_dir or _default_cache())/'debian')
     params = dict(version=_TOY_VERSION, seed=seed, sources=sources, strength=float(strength), size=list(size),
                   n_train=n_train, n_index=n_index, n_test=n_test, n_noisy=n_noisy, n_unclean=n_unclean,
@@ -292,6 +295,20 @@ def make_toy_gldv2(dest, seed:int=0, sources:str='pip', strength:float=1.0, size
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
+
+# %% ../nbs/01a_toy.ipynb #97c336d1
+def check_toy_args(dest, strength:float=1.0, size=(128, 256), quality=(60, 95), **counts):
+    "Refuse toy parameters that would build nothing or nonsense (before any work): each error names the parameter."
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir(): raise LandmarkError(f"{dest}: exists and is not a folder (the toy dataset is a folder)")
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and strength > 0):
+        raise LandmarkError(f"strength: must be a finite number > 0, got {strength!r}")
+    lo, hi = size
+    if not 16 <= lo <= hi: raise LandmarkError(f"size: need 16 <= min <= max, got {lo}, {hi}")
+    if not 1 <= quality[0] <= quality[1] <= 100: raise LandmarkError(f"quality: need 1 <= low <= high <= 100, got {tuple(quality)}")
+    for k, v in counts.items():
+        least = 1 if k in ('n_train', 'n_index', 'n_test') else 0
+        if not isinstance(v, int) or v < least: raise LandmarkError(f"{k}: must be an integer >= {least}, got {v!r}")
 
 # %% ../nbs/01a_toy.ipynb #018dc845
 def _src_relpath(p) -> str:
@@ -533,6 +550,7 @@ def lm_toy(dest:Arg("output folder", str, opt=False),
     kw = dict(seed=seed, sources=sources, strength=strength, size=(size_min, size_max), n_train=n_train, n_index=n_index,
               n_test=n_test, views=views, deb_root=deb_root, cache_dir=cache_dir)
     if size_min < 16 or size_max < size_min: raise LandmarkError(f"--size_min/--size_max: need 16 <= size_min <= size_max, got {size_min}, {size_max}")
+    check_toy_args(dest, strength, (size_min, size_max), n_train=n_train, n_index=n_index, n_test=n_test)
     if synthetic is not None: out = make_synthetic_gldv2(dest, scale=synthetic, seed=seed, overwrite=overwrite)
     elif competition: out = make_toy_competition(dest, competition, overwrite=overwrite, **kw)
     else: out = make_toy_gldv2(dest, overwrite=overwrite, **kw)

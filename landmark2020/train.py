@@ -17,13 +17,13 @@ from fastai.callback.core import Callback, CancelBatchException, CancelStepExcep
 from fastai.data.core import DataLoaders
 from fastai.optimizer import OptimWrapper
 from .core import (LandmarkError, cli_main, Arg, load_config, save_config, to_dict, from_dict, read_yaml,
-                               seed_everything, get_device, get_logger, atomic_write, atomic_path)
+                               seed_everything, get_device, get_logger, atomic_write, atomic_path, check_writable, clean_stale_temps)
 from fastai.callback.core import CancelEpochException, TrainEvalCallback
 from fastai.learner import Recorder
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import trainable_params
 from functools import partial
-from .data import (LandmarkData, LabelMap, split_holdout, aspect_group, build_subset, build_index, load_index,
+from .data import (LandmarkData, LabelMap, split_holdout, aspect_group, build_subset, build_index, load_index, train_frame,
                                filter_min_images)
 from .metrics import gap_arrays, map_at_k_arrays
 from .losses import create_loss
@@ -370,7 +370,7 @@ class Checkpointer(Callback):
     def after_batch(self):
         if not self.training or not getattr(self, 'stepped', False): return
         self.stepped = False
-        if self.learn.step % 10 == 0 or self.iter == 0: self.iter_losses.append((self.learn.step, float(self.learn.smooth_loss)))
+        if self.learn.step % 10 == 0 or self.learn.epoch_start_iter + self.iter == 0: self.iter_losses.append((self.learn.step, float(self.learn.smooth_loss)))
         if self.every and self.learn.step % self.every == 0 and self.iter + 1 < self.n_iter:
             self.save(self.epoch, self.learn.epoch_start_iter + self.iter + 1)
     def check_finite(self):
@@ -407,39 +407,37 @@ class Checkpointer(Callback):
         if not self.write: return
         if check: self.check_finite()
         st = self.state(epoch, epoch_iter)
-        with atomic_path(self.path) as tmp: torch.save(st, tmp)
+        buf = io.BytesIO(); torch.save(st, buf)         # serialised first: torch's writer hides a failing write (disk full) ...
+        with atomic_write(self.path) as f: f.write(buf.getbuffer())   # ... a plain write raises an OSError naming the file
         self.learn.last_checkpoint = self.path
 
 # %% ../nbs/06_train.ipynb #e5e12090
 def training_table(cfg:TrainConfig, workers:int|None=None) -> pd.DataFrame:
-    "The images of `cfg.data`'s subset with their held-out flag; unreadable index rows are dropped and counted."
+    """The images of `cfg.data`'s subset with their held-out flag: `data.train_frame` on the index `cfg.data.index`
+    (built on the fly when None). One function decides repeated rows, bad files and the hold-out for every caller."""
     d = cfg.data
     root = Path(d.root)
     if not root.is_dir(): raise LandmarkError(f"config key 'data.root': data folder not found: {root}")
-    data = LandmarkData(root)
-    sub = build_subset(data, d.subset)
+    data = LandmarkData(root.resolve())          # train_frame's paths start with the root: absolute, so root/path is the path
+    splits = ['index', 'test', 'train'] if d.subset == 'all' else ['train']
     if d.index:
         if not Path(d.index).is_file(): raise LandmarkError(f"config key 'data.index': index file not found: {d.index} (make it with lm_index)")
         idx = load_index(d.index)
-        gone = sorted(set(sub.split) - set(idx.split))
+        gone = sorted(set(splits) - set(idx.split))
         if gone: raise LandmarkError(f"config key 'data.index': {d.index} has no rows of split(s) {gone} (needed by subset {d.subset!r})")
     else:
-        idx = pd.concat([build_index(data, s, workers=workers, executor='thread') for s in sorted(set(sub.split))], ignore_index=True)
-    df = sub.merge(idx[['id', 'split', 'path', 'width', 'height', 'ok', 'error']], on=['id', 'split'], how='left')
-    df['ok'] = df.ok.fillna(False).astype(bool)
-    df['error'] = df.error.where(df.path.notna(), 'not in the index')
-    bad = df[~df.ok]
-    if len(bad):
-        get_logger().warning(f"{root}: {len(bad)} of {len(df)} image(s) of subset {d.subset!r} are unreadable and skipped, e.g. "
-                             + '; '.join(f"{r.id} ({r.error})" for r in bad.head(3).itertuples()))
-    n0 = int((df.ok).sum())
-    df = filter_min_images(df[df.ok].drop(columns=['ok', 'error']), d.min_per_class)
+        idx = pd.concat([build_index(data, s, workers=workers, executor='thread') for s in splits], ignore_index=True)
+    df, _ = train_frame(data, d.subset, index=idx, min_images=d.min_per_class, n_valid=d.holdout, seed=cfg.seed)
+    n_bad = df.attrs['dropped_bad_files']
+    if n_bad:
+        get_logger().warning(f"{root}: {n_bad} image(s) of subset {d.subset!r} are unreadable and skipped, e.g. "
+                             + '; '.join(df.attrs['dropped_examples']))
     if not len(df):
-        raise LandmarkError(f"{root}: no training images left (subset {d.subset!r}: {len(sub)} listed, {len(bad)} unreadable, "
-                            f"{n0} readable, none in a landmark with >= data.min_per_class={d.min_per_class} images): the class list is empty")
-    df = split_holdout(df, d.holdout, cfg.seed) if d.holdout else df.assign(is_valid=False)
-    df.attrs['unreadable'] = len(bad)
+        raise LandmarkError(f"{root}: no training images left (subset {d.subset!r}: {n_bad} unreadable, none of the rest in a "
+                            f"landmark with >= data.min_per_class={d.min_per_class} images): the class list is empty")
+    df.attrs['unreadable'] = n_bad
     return df
+
 
 # %% ../nbs/06_train.ipynb #e8720c48
 class LandmarkLearner(Learner):
@@ -585,6 +583,8 @@ def train(cfg:TrainConfig, run=None, resume:bool=False) -> Path:
     if dev.type == 'cuda' and world > 1: dev = torch.device('cuda', local); torch.cuda.set_device(dev)
     _init_dist(dev, world)
     run = Path(run) if run is not None else run_folder(cfg)
+    if resume and rank == 0: clean_stale_temps(run/'checkpoints'/'last.pth')   # left by a kill during a checkpoint write
+    if rank == 0: check_writable(run, folder=True, what='run')
     ck = load_checkpoint(run/'checkpoints'/'last.pth') if resume else None
     if not resume and (run/'checkpoints'/'last.pth').exists():
         raise LandmarkError(f"{run} already holds a run: continue it with `lm_train --resume {run}`, or pick another name= or out=")
@@ -593,12 +593,12 @@ def train(cfg:TrainConfig, run=None, resume:bool=False) -> Path:
     labels = LabelMap.from_labels(table.loc[~table.is_valid, 'landmark_id'])
     if resume and LabelMap.load(run/'labels.json') != labels:
         raise LandmarkError(f"{run/'labels.json'}: the classes of the data under {cfg.data.root} differ from the run's (the data changed since it started)")
-    if rank == 0 and not resume:
-        run.mkdir(parents=True, exist_ok=True); save_config(cfg, run/'config.yaml'); labels.save(run/'labels.json')
     model = build_model(cfg, labels, init=ck is None)
     if ck: model.load_state_dict(ck['model'])
     dls, gallery_dl = build_dataloaders(cfg, table, labels, model.cfg['mean'], model.cfg['std'], rank, world, dev)
     learn = make_learner(cfg, model, dls, gallery_dl, run, rank, world, dev, ck)
+    if rank == 0 and not resume:          # only now, when data, model and loaders are known to be good
+        run.mkdir(parents=True, exist_ok=True); save_config(cfg, run/'config.yaml'); labels.save(run/'labels.json')
     if cfg.model.imprint and not ck:
         n = imprint_head(model, dls.plain_train(), dev, world, progress=cfg.progress and rank == 0)
         if rank == 0: log.info(f"{run}: head imprinted from the class means of the training images ({n} classes)")
@@ -630,6 +630,9 @@ def lm_train(config:Arg("a YAML training config (see configs/)", str, opt=False,
              overrides:Arg("key=value overrides, e.g. opt.lr=0.01 data.size=384", str, opt=False, nargs='*')=None,
              resume:Arg("continue the run in this folder from its last checkpoint", str)=None):
     "Train a landmark model from a YAML config (`lm_train CONFIG [key=value ...]`), or continue one (`lm_train --resume RUN`)."
-    if resume: return print(resume_run(resume, overrides))
+    if resume:
+        if config is not None and '=' not in config:
+            raise LandmarkError(f"give either a config ({config}) or --resume {resume}, not both (a resumed run keeps its config.yaml)")
+        return print(resume_run(resume, [c for c in [config, *(overrides or [])] if c is not None]))
     if config is None: raise LandmarkError("give a config file (lm_train CONFIG [key=value ...]) or --resume RUN")
     print(train(load_train_config(config, overrides)))
