@@ -33,11 +33,11 @@ from .loaders import (CONTINENT_RATIOS, EpochSampler, RandomSampler, SequentialS
 
 # %% auto #0
 __all__ = ['RESUME_OVERRIDES', 'DataConfig', 'ModelConfig', 'LossConfig', 'OptConfig', 'TrainConfig', 'validate_config',
-           'load_train_config', 'unwrap', 'TrainState', 'MarginLabels', 'warmup_cosine', 'WarmupCosine', 'GradAccum',
-           'NonFiniteLoss', 'NonFiniteStop', 'AmpClip', 'amp_dtype', 'DDPCallback', 'EmbeddingEval', 'GAPMetric',
-           'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint', 'plot_curves', 'Checkpointer',
-           'training_table', 'LandmarkLearner', 'build_model', 'make_sampler', 'build_dataloaders', 'dist_info',
-           'make_learner', 'imprint_head', 'run_folder', 'train', 'resume_run', 'lm_train']
+           'load_train_config', 'head_config', 'unwrap', 'TrainState', 'MarginLabels', 'warmup_cosine', 'WarmupCosine',
+           'GradAccum', 'NonFiniteLoss', 'NonFiniteStop', 'AmpClip', 'amp_dtype', 'DDPCallback', 'EmbeddingEval',
+           'GAPMetric', 'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint', 'plot_curves', 'Checkpointer',
+           'training_table', 'LandmarkLearner', 'class_counts', 'build_model', 'make_sampler', 'build_dataloaders',
+           'dist_info', 'make_learner', 'imprint_head', 'run_folder', 'train', 'resume_run', 'lm_train']
 
 # %% ../nbs/06_train.ipynb #9c11ea6b
 @dataclass
@@ -64,12 +64,13 @@ class DataConfig:
 class ModelConfig:
     "What `create_landmark_model` builds."
     arch: str = 'resnet50'         # any timm backbone name
-    pretrained: str|None = None    # a local weights file or model folder (never a download)
+    pretrained: str|None = 'timm'  # none (random init, on purpose), timm (the arch's default timm tag), timm:TAG, ARCH.TAG (from the HF cache), an alias, a file or folder; never a download
     emb_dim: int = 512
     head: str = 'arcface'          # a `losses.create_head` name
-    s: float = 30.0
-    m: float = 0.3
-    head_kwargs: dict = field(default_factory=dict)   # extra head arguments (k for sub-centre, ...)
+    s: float|None = None           # head scale (None: the head's default; AdaCos: its starting scale)
+    m: float|None = None           # margin (None: the head's default; only arcface/cosface/subcenter take one)
+    margins: Literal['fixed','dynamic'] = 'fixed'     # dynamic: per-class margins from the class counts of the run's training table
+    head_kwargs: dict = field(default_factory=dict)   # more head arguments (k for sub-centre; m_min, m_max, lam or a, b for dynamic margins)
     kwargs: dict = field(default_factory=dict)        # extra `create_landmark_model` arguments (dropout, p, ...)
     freeze_bn: bool = False        # freeze every BatchNorm (final high-resolution stage)
     neck_init: Literal['xavier','identity'] = 'xavier'   # identity: the first embedding is the pretrained descriptor (emb_dim = backbone width)
@@ -137,6 +138,7 @@ def validate_config(cfg:TrainConfig) -> TrainConfig:
     _check(o.accum >= 1, 'opt.accum', f'must be >= 1, got {o.accum}')
     _check(o.clip is None or o.clip > 0, 'opt.clip', f'must be > 0 or null, got {o.clip}')
     _check(cfg.ckpt_every >= 0, 'ckpt_every', f'must be >= 0, got {cfg.ckpt_every}')
+    head_config(m)
     return cfg
 
 def load_train_config(path=None, overrides=(), **kwargs) -> TrainConfig:
@@ -144,6 +146,33 @@ def load_train_config(path=None, overrides=(), **kwargs) -> TrainConfig:
     cfg = load_config(TrainConfig, path, overrides, **kwargs)
     if cfg.name is None and path is not None: cfg.name = Path(path).stem
     return validate_config(cfg)
+
+# %% ../nbs/06_train.ipynb #1fc88725
+from .losses import head_args
+from .model import resolve_pretrained
+
+_DYNAMIC = ('m_min', 'm_max', 'lam', 'a', 'b')
+
+def head_config(m:ModelConfig, class_counts=None) -> dict:
+    "The head arguments of model config `m` (`s`, `m` when set, `head_kwargs`, and `class_counts` for dynamic margins); a key the head does not take is an error naming the head and the key."
+    kw = {**({'s': m.s} if m.s is not None else {}), **({'m': m.m} if m.m is not None else {})}
+    where = {k: f'model.{k}' for k in kw}
+    for k, v in m.head_kwargs.items():
+        _check(k not in kw, f'model.head_kwargs.{k}', f'is also set as model.{k}')
+        kw[k], where[k] = v, f'model.head_kwargs.{k}'
+    try: known = head_args(m.head)
+    except LandmarkError as e: raise LandmarkError(f"config key 'model.head': {e}") from None
+    for k in kw: _check(k in known, where[k], f"head {m.head!r} does not take {k!r} (it takes: {', '.join(known)}); remove the key"
+                                              + (" or set it to null" if k in ('s', 'm') else ''))
+    _check('class_counts' not in kw, 'model.head_kwargs.class_counts', 'set model.margins: dynamic instead (the counts come from the training table)')
+    dyn = [k for k in _DYNAMIC if k in kw]
+    if m.margins == 'dynamic':
+        _check('class_counts' in known, 'model.margins', f"head {m.head!r} has no per-class margins (use arcface, cosface or subcenter)")
+        _check('m' not in kw, where.get('m', 'model.m'), 'is not used with model.margins: dynamic (set m_min/m_max/lam or a/b in model.head_kwargs)')
+        _check(('a' in kw) == ('b' in kw), 'model.head_kwargs.' + ('b' if 'a' in kw else 'a'), 'dynamic margins need both a and b (or neither: m_min/m_max)')
+        if class_counts is not None: kw['class_counts'] = class_counts
+    else: _check(not dyn, where.get(dyn[0]) if dyn else '', 'is only used with model.margins: dynamic')
+    return kw
 
 # %% ../nbs/06_train.ipynb #6562596b
 def unwrap(model:nn.Module) -> nn.Module:
@@ -455,11 +484,16 @@ def _opt_func(o:OptConfig):
     return partial(OptimWrapper, opt=cls, weight_decay=o.wd)
 
 # %% ../nbs/06_train.ipynb #c71ab110
-def build_model(cfg:TrainConfig, labels:LabelMap, init:bool=True) -> nn.Module:
-    "The model of `cfg` for `labels`; with `init` and `cfg.init_from`, start from that run's model (class rows copied by landmark id)."
+def class_counts(table:pd.DataFrame, labels:LabelMap) -> np.ndarray:
+    "Training images per class (class-index order) of a training table: what dynamic margins are computed from."
+    return np.bincount(labels.encode(table.loc[~table.is_valid, 'landmark_id'].to_numpy()), minlength=len(labels))
+
+def build_model(cfg:TrainConfig, labels:LabelMap, init:bool=True, counts=None) -> nn.Module:
+    "The model of `cfg` for `labels` (`counts`: `class_counts` of the training table, for `model.margins: dynamic`); with `init` and `cfg.init_from`, start from that run's model (class rows copied by landmark id)."
     m = cfg.model
+    if m.margins == 'dynamic' and counts is None: raise LandmarkError("model.margins: dynamic needs the class counts of the training table (build_model(..., counts=class_counts(table, labels)))")
     model = create_landmark_model(m.arch, len(labels), emb_dim=m.emb_dim, pretrained=m.pretrained, head=m.head,
-                                  head_kwargs=dict(s=m.s, m=m.m, **m.head_kwargs), neck_init=m.neck_init, **m.kwargs)
+                                  head_kwargs=head_config(m, counts), neck_init=m.neck_init, **m.kwargs)
     if init and cfg.init_from:
         prev = Path(cfg.init_from)
         if not (prev/'model').is_dir(): raise LandmarkError(f"config key 'init_from': {prev} is not a run folder (no model/ inside)")
@@ -587,6 +621,7 @@ def train(cfg:TrainConfig, run=None, resume:bool=False) -> Path:
     ck = load_checkpoint(run/'checkpoints'/'last.pth') if resume else None
     if not resume and (run/'checkpoints'/'last.pth').exists():
         raise LandmarkError(f"{run} already holds a run: continue it with `lm_train --resume {run}`, or pick another name= or out=")
+    if not resume: resolve_pretrained(cfg.model.pretrained, cfg.model.arch)   # missing weights stop here, before the data is read
     seed_everything(cfg.seed)
     table = training_table(cfg)
     labels = LabelMap.from_labels(table.loc[~table.is_valid, 'landmark_id'])
@@ -594,7 +629,10 @@ def train(cfg:TrainConfig, run=None, resume:bool=False) -> Path:
         raise LandmarkError(f"{run/'labels.json'}: the classes of the data under {cfg.data.root} differ from the run's (the data changed since it started)")
     if rank == 0 and not resume:
         run.mkdir(parents=True, exist_ok=True); save_config(cfg, run/'config.yaml'); labels.save(run/'labels.json')
-    model = build_model(cfg, labels, init=ck is None)
+    counts = class_counts(table, labels) if cfg.model.margins == 'dynamic' else None
+    model = build_model(cfg, labels, init=ck is None, counts=counts)
+    if ck and counts is not None and not torch.allclose(ck['model']['head.margins'], model.head.margins):
+        raise LandmarkError(f"{run}: the class counts of the data under {cfg.data.root} differ from the run's (its dynamic margins would change)")
     if ck: model.load_state_dict(ck['model'])
     dls, gallery_dl = build_dataloaders(cfg, table, labels, model.cfg['mean'], model.cfg['std'], rank, world, dev)
     learn = make_learner(cfg, model, dls, gallery_dl, run, rank, world, dev, ck)
