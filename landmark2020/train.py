@@ -124,8 +124,6 @@ class TrainConfig:
     ema_warmup: bool = False       # ModelEmaV3's decay warmup (1 - (1 + step)^-2/3, capped at `ema`)
 
 # %% ../nbs/06_train.ipynb #5c2e09bd
-from fastcore.meta import delegates
-
 def _check(ok, key, msg):
     if not ok: raise LandmarkError(f"config key {key!r}: {msg}")
 
@@ -154,7 +152,6 @@ def validate_config(cfg:TrainConfig) -> TrainConfig:
     _check(0 <= cfg.ema < 1, 'ema', f'must be in [0, 1) (0: off), got {cfg.ema}')
     return cfg
 
-@delegates(TrainConfig)
 def load_train_config(path=None, overrides=(), **kwargs) -> TrainConfig:
     "A validated `TrainConfig` from YAML `path` (with `base:`), `kwargs`, then `key=value` `overrides`."
     cfg = load_config(TrainConfig, path, overrides, **kwargs)
