@@ -20,7 +20,7 @@ from .losses import create_head
 
 # %% auto #0
 __all__ = ['POOLS', 'LITE_MEAN', 'LITE_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_WHEELS', 'PRETRAINED', 'GeM', 'AvgPool',
-           'MaxPool', 'register_pool', 'create_pool', 'lite_variant', 'default_preprocessing',
+           'MaxPool', 'register_pool', 'create_pool', 'MultiAtrous', 'DOLG', 'lite_variant', 'default_preprocessing',
            'convert_efficientnet_lite', 'lite_weights_file', 'lite_state_dict', 'lite0_state_dict', 'read_state_dict',
            'write_state_dict', 'LandmarkModel', 'hf_cache_dir', 'timm_weights_file', 'resolve_pretrained',
            'create_landmark_model', 'save_landmark_model', 'load_model_config', 'load_landmark_model',
@@ -68,6 +68,42 @@ def create_pool(name:str, **kwargs) -> nn.Module:
     bad = [k for k in kwargs if k not in known]
     if bad: raise LandmarkError(f"pool {name!r} does not take {', '.join(map(repr, bad))} (it takes: {', '.join(known) or 'nothing'})")
     return POOLS[name](**kwargs)
+
+# %% ../nbs/04_model.ipynb #6621bae7
+class MultiAtrous(nn.Module):
+    "DOLG's multi-atrous block: 3×3 convolutions at `dilations` and an image-pooling branch, concatenated (`hidden` channels)."
+    def __init__(self, in_features:int, hidden:int, dilations=(3, 6, 9)):
+        super().__init__()
+        n = len(dilations) + 1
+        if hidden % n: raise LandmarkError(f"MultiAtrous: hidden={hidden} is not divisible by {n} branches")
+        self.convs = nn.ModuleList([nn.Conv2d(in_features, hidden // n, 3, padding=r, dilation=r) for r in dilations])
+        self.gap = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_features, hidden // n, 1), nn.ReLU())
+    def forward(self, x):
+        g = self.gap(x).expand(-1, -1, *x.shape[-2:])
+        return torch.cat([c(x) for c in self.convs] + [g], 1)
+
+class DOLG(nn.Module):
+    "DOLG pooling of a `(B, C, H, W)` map to `(B, 2C)`: GeM global descriptor ‖ average of the attention-weighted local features orthogonal to it."
+    def __init__(self, in_features:int, p:float=3.0, dilations=(3, 6, 9), hidden:int|None=None):
+        super().__init__()
+        C, hidden = in_features, hidden or 4 * max(1, in_features // 8)
+        self.in_features, self.out_features = C, 2 * C
+        self.gem = GeM(p)
+        self.atrous = MultiAtrous(C, hidden, dilations)
+        self.conv = nn.Sequential(nn.Conv2d(hidden, C, 1), nn.BatchNorm2d(C))
+        self.att = nn.Sequential(nn.ReLU(), nn.Conv2d(C, C, 1), nn.Softplus())
+    def local(self, x):
+        "The local features `(B, C, H, W)`: L2-normalised per location, times the attention."
+        f = self.conv(self.atrous(x))
+        return F.normalize(f, dim=1) * self.att(f)
+    def forward(self, x):
+        fg = self.gem(x)                                               # (B, C), float32
+        fl = self.local(x).float()
+        proj = torch.einsum('bchw,bc->bhw', fl, fg) / fg.pow(2).sum(1).clamp(min=1e-12)[:, None, None]
+        orth = fl - proj[:, None] * fg[:, :, None, None]
+        return torch.cat([fg, orth.mean((-2, -1))], 1)
+
+register_pool('dolg', DOLG)
 
 # %% ../nbs/04_model.ipynb #59bbe7ef
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
@@ -349,8 +385,9 @@ def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=N
                mean=list(mean or pre['mean']), std=list(std or pre['std']), input_size=list(input_size or pre['input_size']),
                interpolation=interpolation or pre['interpolation'], timm_kwargs=timm_kwargs,
                pretrained=str(pretrained) if src else None)
-    pool_m = None if pool == 'timm' else create_pool(pool, **(dict(p=gem_p, trainable=gem_trainable) if pool == 'gem' else {}))
-    fc = nn.Linear(backbone.num_features, emb_dim)
+    pool_m = None if pool == 'timm' else create_pool(pool, **(dict(p=gem_p, trainable=gem_trainable) if pool == 'gem' else {}),
+                                                     **({'in_features': backbone.num_features} if 'in_features' in inspect.signature(POOLS[pool]).parameters else {}))
+    fc = nn.Linear(getattr(pool_m, 'out_features', backbone.num_features), emb_dim)
     if neck_init == 'identity':
         if emb_dim != backbone.num_features:
             raise LandmarkError(f"neck_init='identity' needs emb_dim = the backbone's width ({backbone.num_features}), got {emb_dim}")

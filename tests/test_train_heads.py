@@ -28,6 +28,7 @@ CASES = {   # id: overrides
     'ce_label_smoothing': ['loss.name=ce', 'loss.label_smoothing=0.1'],
     'focal': ['loss.name=focal', 'loss.kwargs={gamma: 2.0}'],
     'focal_smoothing': ['loss.name=focal', 'loss.label_smoothing=0.1'],
+    'dolg_subcenter': ['model.head=subcenter', 'model.kwargs={pool: dolg}', 'opt.lr=0.01'],   # (new conv layers: lr 0.05 diverges)
 }
 
 def _loss(model, xb, yb, loss_func):
@@ -113,3 +114,19 @@ def test_every_recipe_names_its_weights(path):
     cfg = load_train_config(path)
     assert cfg.model.pretrained, path
     if cfg.init_from: assert str(cfg.model.pretrained).lower() == 'none', f"{path.name}: init_from gives the weights"
+
+def test_dolg_trains_saves_loads_and_predicts(toy, tmp_path):
+    "A DOLG model through lm_train, reloaded from its folder (same embeddings), and predicting recognition on the toy."
+    from landmark2020.train import load_train_config, train
+    from landmark2020.model import load_landmark_model, DOLG
+    from landmark2020.inference import predict_recognition, load_predict_config
+    from landmark2020.data import LandmarkData
+    run = train(load_train_config(SMOKE, [f'data.root={toy}', f'out={tmp_path}', 'name=dolg', 'data.size=32', 'opt.epochs=1',
+                                          'progress=false', 'model.kwargs={pool: dolg}']))
+    m = load_landmark_model(run/'model')
+    assert isinstance(m.pool, DOLG) and m.neck.fc.in_features == 2 * m.backbone.num_features
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(): e1, e2 = m.embed(x), load_landmark_model(run/'model').embed(x)
+    torch.testing.assert_close(e1, e2)
+    pred = predict_recognition([run], LandmarkData(toy), load_predict_config(overrides=['extract.size=32']), cache=tmp_path/'cache', progress=False)
+    assert len(pred) == len(LandmarkData(toy).ids('test')) and pred.landmark_id.notna().any()
