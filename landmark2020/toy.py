@@ -14,9 +14,9 @@ from .core import LandmarkError, cli_main, Arg, check_id, invalid_ids, id_relpat
 from .data import solution_beside
 
 # %% auto #0
-__all__ = ['DEBIAN_PHOTO_PACKAGES', 'COMPETITIONS', 'toy_solution_path', 'GLDV2_CARDINALITIES', 'fetch_debian_photos',
-           'make_toy_gldv2', 'check_toy_args', 'make_toy_competition', 'gldv2_class_sizes', 'make_synthetic_gldv2',
-           'lm_toy']
+__all__ = ['DEBIAN_PHOTO_PACKAGES', 'TOY_CONTINENTS', 'COMPETITIONS', 'toy_solution_path', 'GLDV2_CARDINALITIES',
+           'fetch_debian_photos', 'make_toy_gldv2', 'check_toy_args', 'write_toy_continents', 'make_toy_competition',
+           'gldv2_class_sizes', 'make_synthetic_gldv2', 'lm_toy']
 
 # %% ../nbs/01a_toy.ipynb #9d6f70ee
 def _pkg_dir(name) -> Path|None:
@@ -271,7 +271,7 @@ def make_toy_gldv2(dest, seed:int=0, sources:str='pip', strength:float=1.0, size
     if views != 'split': params['views'] = views   # (datasets built before `views` existed stay valid)
     meta = dest/'toy_meta.json'
     if dest.exists():
-        if meta.exists() and json.loads(meta.read_text()).get('params') == params and not overwrite: return dest
+        if meta.exists() and json.loads(meta.read_text()).get('params') == params and not overwrite: write_toy_continents(dest); return dest
         if not overwrite and any(dest.iterdir()):
             raise LandmarkError(f"make_toy_gldv2: {dest} exists and is not this toy dataset (pass overwrite=True to replace it)")
     plan, lms, dis, files, occ = _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noisy,
@@ -289,6 +289,7 @@ def make_toy_gldv2(dest, seed:int=0, sources:str='pip', strength:float=1.0, size
             im.save(out, 'JPEG', quality=int(r.integers(quality[0], quality[1] + 1)))
         with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1)) as ex: list(ex.map(make, plan))
         _write_toy_csvs(tmp, plan, lms, dis, files, seed)
+        write_toy_continents(tmp)
         (tmp/'toy_meta.json').write_text(json.dumps(dict(params=params, n_images=len(plan)), indent=1))
         if dest.exists(): shutil.rmtree(dest)
         os.replace(tmp, dest)
@@ -352,6 +353,17 @@ def _write_toy_csvs(root, plan, lms, dis, files, seed):
     kind = {l['name']: l['kind'] for l in lms}
     _write_csv(pd.DataFrame({'id': te.id, 'kind': [kind[n] if m else 'nonlandmark' for n, m in zip(te.name, is_lm)],
                              'landmark_id': te.landmark_id.astype('Int64')}), root/'toy_test_meta.csv')
+
+# %% ../nbs/01a_toy.ipynb #1007ba89
+TOY_CONTINENTS = ('Asia', 'Europe', 'Africa', 'North America', 'South America', 'Oceania')
+
+def write_toy_continents(root) -> Path:
+    "Write `root/train_landmark_continent.csv` (landmark_id, continent) for every training landmark of a toy tree: a made-up continent each, in turn (the continent-aware sampler's input); kept if present."
+    root = Path(root); out = root/'train_landmark_continent.csv'
+    if out.exists(): return out
+    lids = sorted(pd.read_csv(root/'train.csv', usecols=['landmark_id']).landmark_id.unique())
+    _write_csv(pd.DataFrame({'landmark_id': lids, 'continent': [TOY_CONTINENTS[i % len(TOY_CONTINENTS)] for i in range(len(lids))]}), out)
+    return out
 
 # %% ../nbs/01a_toy.ipynb #f88ac78a
 COMPETITIONS = ('landmark-recognition-2020', 'landmark-retrieval-2021')

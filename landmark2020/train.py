@@ -33,12 +33,14 @@ from .loaders import (CONTINENT_RATIOS, EpochSampler, RandomSampler, SequentialS
                                   unreadable_counter, LandmarkDataset, collate_skip, make_loader)
 
 # %% auto #0
-__all__ = ['RESUME_OVERRIDES', 'DataConfig', 'ModelConfig', 'LossConfig', 'OptConfig', 'TrainConfig', 'validate_config',
-           'load_train_config', 'unwrap', 'TrainState', 'MarginLabels', 'warmup_cosine', 'WarmupCosine', 'GradAccum',
-           'NonFiniteLoss', 'NonFiniteStop', 'AmpClip', 'amp_dtype', 'DDPCallback', 'EmbeddingEval', 'GAPMetric',
-           'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint', 'plot_curves', 'Checkpointer',
-           'training_table', 'LandmarkLearner', 'build_model', 'make_sampler', 'build_dataloaders', 'dist_info',
-           'make_learner', 'imprint_head', 'run_folder', 'train', 'resume_run', 'lm_train']
+__all__ = ['BEST_MODES', 'RESUME_OVERRIDES', 'DataConfig', 'ModelConfig', 'LossConfig', 'OptConfig', 'TrainConfig',
+           'validate_config', 'load_train_config', 'head_config', 'unwrap', 'TrainState', 'MarginLabels',
+           'warmup_cosine', 'WarmupCosine', 'GradAccum', 'NonFiniteLoss', 'NonFiniteStop', 'AmpClip', 'amp_dtype',
+           'DDPCallback', 'EmbeddingEval', 'GAPMetric', 'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint',
+           'plot_curves', 'Checkpointer', 'BestKeep', 'EMAWeights', 'extra_callbacks', 'training_table',
+           'LandmarkLearner', 'class_counts', 'build_model', 'make_sampler', 'build_dataloaders', 'read_continents',
+           'continent_column', 'dist_info', 'make_learner', 'imprint_head', 'run_folder', 'train', 'resume_run',
+           'lm_train', 'config_keys']
 
 # %% ../nbs/06_train.ipynb #9c11ea6b
 @dataclass
@@ -55,7 +57,8 @@ class DataConfig:
     aspect_groups: Literal[0,3,5] = 0  # 0: square; 3 or 5: batches of one aspect group, per-group sizes (2019 solution)
     sampler: Literal['random','balanced','gld'] = 'random'  # gld = 2021 continent-aware, clean/noisy mix
     clean_frac: float = 0.66       # gld sampler: share of clean images within each continent
-    continents: dict = field(default_factory=lambda: dict(CONTINENT_RATIOS))  # gld sampler: continent ratios
+    continents: str|None = None    # CSV landmark_id,continent: what the gld sampler draws by (required by sampler: gld)
+    continent_ratios: dict = field(default_factory=lambda: dict(CONTINENT_RATIOS))  # gld sampler: share of each continent
     augment: Literal['none','soft','middle','flip_pad_crop_erase','shift_scale_rotate_cutout'] = 'soft'
     draft: bool = True             # reduced-size JPEG decode (data.open_image)
     batch_size: int = 32           # global batch (split over DDP processes)
@@ -65,12 +68,13 @@ class DataConfig:
 class ModelConfig:
     "What `create_landmark_model` builds."
     arch: str = 'resnet50'         # any timm backbone name
-    pretrained: str|None = None    # a local weights file or model folder (never a download)
+    pretrained: str|None = 'timm'  # none (random init, on purpose), timm (the arch's default timm tag), timm:TAG, ARCH.TAG (from the HF cache), an alias, a file or folder; never a download
     emb_dim: int = 512
     head: str = 'arcface'          # a `losses.create_head` name
-    s: float = 30.0
-    m: float = 0.3
-    head_kwargs: dict = field(default_factory=dict)   # extra head arguments (k for sub-centre, ...)
+    s: float|None = None           # head scale (None: the head's default; AdaCos: its starting scale)
+    m: float|None = None           # margin (None: the head's default; only arcface/cosface/subcenter take one)
+    margins: Literal['fixed','dynamic'] = 'fixed'     # dynamic: per-class margins from the class counts of the run's training table
+    head_kwargs: dict = field(default_factory=dict)   # more head arguments (k for sub-centre; m_min, m_max, lam or a, b for dynamic margins)
     kwargs: dict = field(default_factory=dict)        # extra `create_landmark_model` arguments (dropout, p, ...)
     freeze_bn: bool = False        # freeze every BatchNorm (final high-resolution stage)
     neck_init: Literal['xavier','identity'] = 'xavier'   # identity: the first embedding is the pretrained descriptor (emb_dim = backbone width)
@@ -115,6 +119,10 @@ class TrainConfig:
     device: str|None = None        # None: core.get_device()
     progress: bool = True          # fastai progress bars
     max_steps: int = 0             # stop after this many optimizer steps in total (0: no limit; tests, benches)
+    best_metric: str|None = 'gap'  # checkpoints/best.pth + model_best/ when this validation metric improves (gap, map@100: higher; valid_loss: lower; none: off)
+    keep_last: int = 0             # also keep checkpoints/epoch_NNN.pth of the last n epochs (0: only last.pth)
+    ema: float = 0.0               # decay of an EMA of the weights (timm ModelEmaV3, e.g. 0.999; 0: off): model_ema/, in every checkpoint
+    ema_warmup: bool = False       # ModelEmaV3's decay warmup (1 - (1 + step)^-2/3, capped at `ema`)
 
 # %% ../nbs/06_train.ipynb #5c2e09bd
 def _check(ok, key, msg):
@@ -129,8 +137,9 @@ def validate_config(cfg:TrainConfig) -> TrainConfig:
     _check(d.min_per_class >= 1, 'data.min_per_class', f'must be >= 1, got {d.min_per_class}')
     _check(0 <= d.clean_frac <= 1, 'data.clean_frac', f'must be in [0, 1], got {d.clean_frac}')
     _check(d.workers >= 0, 'data.workers', f'must be >= 0, got {d.workers}')
-    for k, v in d.continents.items():
-        _check(isinstance(v, (int, float)) and v >= 0, f'data.continents.{k}', f'must be a number >= 0, got {v!r}')
+    for k, v in d.continent_ratios.items():
+        _check(isinstance(v, (int, float)) and v >= 0, f'data.continent_ratios.{k}', f'must be a number >= 0, got {v!r}')
+    _check(d.sampler != 'gld' or d.continents, 'data.continents', "sampler 'gld' draws by continent: give a CSV landmark_id,continent (lm_toy writes train_landmark_continent.csv)")
     _check(m.emb_dim >= 1, 'model.emb_dim', f'must be >= 1, got {m.emb_dim}')
     _check(o.lr > 0, 'opt.lr', f'must be > 0, got {o.lr}')
     _check(o.epochs >= 1, 'opt.epochs', f'must be >= 1, got {o.epochs}')
@@ -138,6 +147,10 @@ def validate_config(cfg:TrainConfig) -> TrainConfig:
     _check(o.accum >= 1, 'opt.accum', f'must be >= 1, got {o.accum}')
     _check(o.clip is None or o.clip > 0, 'opt.clip', f'must be > 0 or null, got {o.clip}')
     _check(cfg.ckpt_every >= 0, 'ckpt_every', f'must be >= 0, got {cfg.ckpt_every}')
+    head_config(m)
+    _check(str(cfg.best_metric).lower() == 'none' or cfg.best_metric in BEST_MODES, 'best_metric', f"one of {', '.join(BEST_MODES)} or none, got {cfg.best_metric!r}")
+    _check(cfg.keep_last >= 0, 'keep_last', f'must be >= 0, got {cfg.keep_last}')
+    _check(0 <= cfg.ema < 1, 'ema', f'must be in [0, 1) (0: off), got {cfg.ema}')
     return cfg
 
 def load_train_config(path=None, overrides=(), **kwargs) -> TrainConfig:
@@ -145,6 +158,34 @@ def load_train_config(path=None, overrides=(), **kwargs) -> TrainConfig:
     cfg = load_config(TrainConfig, path, overrides, **kwargs)
     if cfg.name is None and path is not None: cfg.name = Path(path).stem
     return validate_config(cfg)
+
+# %% ../nbs/06_train.ipynb #1fc88725
+from .losses import head_args
+from .model import resolve_pretrained
+
+BEST_MODES = {'gap': max, 'map@100': max, 'valid_loss': min}   # validation metrics best.pth can follow
+_DYNAMIC = ('m_min', 'm_max', 'lam', 'a', 'b')
+
+def head_config(m:ModelConfig, class_counts=None) -> dict:
+    "The head arguments of model config `m` (`s`, `m` when set, `head_kwargs`, and `class_counts` for dynamic margins); a key the head does not take is an error naming the head and the key."
+    kw = {**({'s': m.s} if m.s is not None else {}), **({'m': m.m} if m.m is not None else {})}
+    where = {k: f'model.{k}' for k in kw}
+    for k, v in m.head_kwargs.items():
+        _check(k not in kw, f'model.head_kwargs.{k}', f'is also set as model.{k}')
+        kw[k], where[k] = v, f'model.head_kwargs.{k}'
+    try: known = head_args(m.head)
+    except LandmarkError as e: raise LandmarkError(f"config key 'model.head': {e}") from None
+    for k in kw: _check(k in known, where[k], f"head {m.head!r} does not take {k!r} (it takes: {', '.join(known)}); remove the key"
+                                              + (" or set it to null" if k in ('s', 'm') else ''))
+    _check('class_counts' not in kw, 'model.head_kwargs.class_counts', 'set model.margins: dynamic instead (the counts come from the training table)')
+    dyn = [k for k in _DYNAMIC if k in kw]
+    if m.margins == 'dynamic':
+        _check('class_counts' in known, 'model.margins', f"head {m.head!r} has no per-class margins (use arcface, cosface or subcenter)")
+        _check('m' not in kw, where.get('m', 'model.m'), 'is not used with model.margins: dynamic (set m_min/m_max/lam or a/b in model.head_kwargs)')
+        _check(('a' in kw) == ('b' in kw), 'model.head_kwargs.' + ('b' if 'a' in kw else 'a'), 'dynamic margins need both a and b (or neither: m_min/m_max)')
+        if class_counts is not None: kw['class_counts'] = class_counts
+    else: _check(not dyn, where.get(dyn[0]) if dyn else '', 'is only used with model.margins: dynamic')
+    return kw
 
 # %% ../nbs/06_train.ipynb #6562596b
 def unwrap(model:nn.Module) -> nn.Module:
@@ -402,7 +443,8 @@ class Checkpointer(Callback):
                     scaler=self.learn.scaler.state_dict(), rng=rng_state(),
                     smooth_loss=dict(count=sm.count, val=torch.as_tensor(sm.val).detach().cpu()),
                     history=self.history, iter_losses=[list(o) for o in self.iter_losses],
-                    unreadable=self.n_bad.value if self.n_bad is not None else 0, config=to_dict(self.cfg))
+                    unreadable=self.n_bad.value if self.n_bad is not None else 0, config=to_dict(self.cfg),
+                    **{k: f() for k, f in getattr(self.learn, 'ckpt_extra', {}).items()})   # (EMA weights, best so far)
     def save(self, epoch, epoch_iter, check:bool=True):
         if not self.write: return
         if check: self.check_finite()
@@ -410,6 +452,56 @@ class Checkpointer(Callback):
         buf = io.BytesIO(); torch.save(st, buf)         # serialised first: torch's writer hides a failing write (disk full) ...
         with atomic_write(self.path) as f: f.write(buf.getbuffer())   # ... a plain write raises an OSError naming the file
         self.learn.last_checkpoint = self.path
+
+# %% ../nbs/06_train.ipynb #664044e9
+class BestKeep(Callback):
+    "Rank 0, at each epoch end: `checkpoints/best.pth` and `model_best/` when `metric` improves; `checkpoints/epoch_NNN.pth` of the last `keep_last` epochs."
+    order = 55   # after the Recorder (this epoch's metrics), before the Checkpointer writes last.pth (which then knows the best so far)
+    def __init__(self, run, metric:str|None='gap', keep_last:int=0, write:bool=True, best:dict|None=None):
+        store_attr(); self.run = Path(run); self.best = dict(best or {})
+    def before_fit(self): self.learn.ckpt_extra = {**getattr(self.learn, 'ckpt_extra', {}), 'best': lambda: dict(self.best)}
+    def _write(self, path, st):
+        with atomic_path(path) as tmp: torch.save(st, tmp)
+    def after_epoch(self):
+        ck = self.learn.checkpointer
+        if self.write: ck.check_finite()
+        row = dict(zip(self.learn.recorder.metric_names, self.learn.recorder.log))
+        v = row.get(self.metric) if self.metric in BEST_MODES else None
+        v = float(v) if v is not None and np.isfinite(float(v)) else None
+        better = v is not None and ('value' not in self.best or BEST_MODES[self.metric](v, self.best['value']) != self.best['value'])
+        if better: self.best = dict(metric=self.metric, value=v, epoch=self.epoch)
+        if not self.write or not (better or self.keep_last): return
+        st = ck.state(self.epoch + 1, 0)
+        folder = self.run/'checkpoints'
+        if better:
+            self._write(folder/'best.pth', st)
+            save_landmark_model(unwrap(self.learn.model), self.run/'model_best', extra=dict(best=self.best))
+        if self.keep_last:
+            self._write(folder/f'epoch_{self.epoch + 1:03d}.pth', st)
+            for old in sorted(folder.glob('epoch_[0-9][0-9][0-9].pth'))[:-self.keep_last]: old.unlink()
+
+class EMAWeights(Callback):
+    "An exponential moving average of the weights (timm `ModelEmaV3`) after every optimizer step; in every checkpoint (`ema`) and, on rank 0, as `model_ema/` at epoch ends."
+    order = 12
+    def __init__(self, run, decay:float, warmup:bool=False, state:dict|None=None, write:bool=True): store_attr(); self.run = Path(run)
+    def before_fit(self):
+        from timm.utils import ModelEmaV3
+        self.ema = ModelEmaV3(unwrap(self.learn.model), decay=self.decay, use_warmup=self.warmup)
+        if self.state is not None: self.ema.module.load_state_dict(self.state)
+        self.learn.ckpt_extra = {**getattr(self.learn, 'ckpt_extra', {}), 'ema': lambda: self.ema.module.state_dict()}
+    def after_step(self): self.ema.update(unwrap(self.learn.model), step=self.learn.step)
+    def after_epoch(self):
+        if self.write: save_landmark_model(self.ema.module, self.run/'model_ema', extra=dict(ema=self.decay, step=self.learn.step))
+
+def extra_callbacks(cfg:TrainConfig, run, rank:int=0, ck:dict|None=None) -> list:
+    "The optional checkpoint callbacks of `cfg` (best/keep_last, EMA), continuing the state of checkpoint `ck`."
+    ck, out = ck or {}, []
+    metric = None if str(cfg.best_metric).lower() == 'none' else cfg.best_metric
+    if metric or cfg.keep_last: out.append(BestKeep(run, metric, cfg.keep_last, write=rank == 0, best=ck.get('best')))
+    if cfg.ema:
+        if ck and 'ema' not in ck: raise LandmarkError(f"{run}: the checkpoint has no EMA weights (the run started without ema)")
+        out.append(EMAWeights(run, cfg.ema, cfg.ema_warmup, ck.get('ema'), write=rank == 0))
+    return out
 
 # %% ../nbs/06_train.ipynb #e5e12090
 def training_table(cfg:TrainConfig, workers:int|None=None) -> pd.DataFrame:
@@ -454,11 +546,16 @@ def _opt_func(o:OptConfig):
     return partial(OptimWrapper, opt=cls, weight_decay=o.wd)
 
 # %% ../nbs/06_train.ipynb #c71ab110
-def build_model(cfg:TrainConfig, labels:LabelMap, init:bool=True) -> nn.Module:
-    "The model of `cfg` for `labels`; with `init` and `cfg.init_from`, start from that run's model (class rows copied by landmark id)."
+def class_counts(table:pd.DataFrame, labels:LabelMap) -> np.ndarray:
+    "Training images per class (class-index order) of a training table: what dynamic margins are computed from."
+    return np.bincount(labels.encode(table.loc[~table.is_valid, 'landmark_id'].to_numpy()), minlength=len(labels))
+
+def build_model(cfg:TrainConfig, labels:LabelMap, init:bool=True, counts=None) -> nn.Module:
+    "The model of `cfg` for `labels` (`counts`: `class_counts` of the training table, for `model.margins: dynamic`); with `init` and `cfg.init_from`, start from that run's model (class rows copied by landmark id)."
     m = cfg.model
+    if m.margins == 'dynamic' and counts is None: raise LandmarkError("model.margins: dynamic needs the class counts of the training table (build_model(..., counts=class_counts(table, labels)))")
     model = create_landmark_model(m.arch, len(labels), emb_dim=m.emb_dim, pretrained=m.pretrained, head=m.head,
-                                  head_kwargs=dict(s=m.s, m=m.m, **m.head_kwargs), neck_init=m.neck_init, **m.kwargs)
+                                  head_kwargs=head_config(m, counts), neck_init=m.neck_init, **m.kwargs)
     if init and cfg.init_from:
         prev = Path(cfg.init_from)
         if not (prev/'model').is_dir(): raise LandmarkError(f"config key 'init_from': {prev} is not a run folder (no model/ inside)")
@@ -476,9 +573,9 @@ def make_sampler(cfg:TrainConfig, df:pd.DataFrame, y:np.ndarray) -> EpochSampler
     d = cfg.data
     if d.sampler == 'random': return RandomSampler(len(df), cfg.seed)
     if d.sampler == 'balanced': return BalancedSampler(y, cfg.seed)
-    cont = df['continent'] if 'continent' in df else pd.Series([None] * len(df))
+    cont = df['continent'] if 'continent' in df else continent_column(d.continents, df.landmark_id, d.continent_ratios)
     noisy = df['noisy'].fillna(False).astype(bool) if 'noisy' in df else np.zeros(len(df), bool)
-    return GLDSampler(cont, noisy, d.continents, d.clean_frac, cfg.seed)
+    return GLDSampler(cont, noisy, d.continent_ratios, d.clean_frac, cfg.seed)
 
 def build_dataloaders(cfg:TrainConfig, table:pd.DataFrame, labels:LabelMap, mean, std, rank:int=0, world:int=1, device=None):
     "fastai `DataLoaders` (train, valid) plus the gallery loader and its labels, for rank `rank` of `world`."
@@ -509,6 +606,26 @@ def build_dataloaders(cfg:TrainConfig, table:pd.DataFrame, labels:LabelMap, mean
     dls.plain_train = partial(loader, tr, ytr, 'none', SequentialSampler(len(tr)), False, True, 3)
     return dls, gallery_dl
 
+# %% ../nbs/06_train.ipynb #e72ee4d2
+from .data import read_table
+
+def read_continents(path, known=CONTINENT_RATIOS) -> pd.Series:
+    "A CSV `landmark_id,continent` as a Series indexed by landmark id; a continent not in `known` (the ratio keys) or a repeated landmark is an error naming the row."
+    df = read_table(path, ['landmark_id', 'continent'], str_cols=('continent',), int_cols=('landmark_id',))
+    dup = np.flatnonzero(df.landmark_id.duplicated().to_numpy())
+    if len(dup): raise LandmarkError(f"{path}, row {dup[0] + 2}: landmark_id {df.landmark_id.iloc[dup[0]]} is listed twice")
+    bad = np.flatnonzero(~df.continent.isin(list(known)).to_numpy())
+    if len(bad): raise LandmarkError(f"{path}, row {bad[0] + 2}: unknown continent {df.continent.iloc[bad[0]]!r} (data.continent_ratios has: {', '.join(known)})")
+    return df.set_index('landmark_id').continent
+
+def continent_column(path, landmark_ids, known=CONTINENT_RATIOS) -> pd.Series:
+    "The continent of each of `landmark_ids` from CSV `path` (`data.continents`); landmarks it does not list count as 'OTHER' (logged)."
+    if not path: raise LandmarkError("config key 'data.continents': sampler 'gld' needs a CSV landmark_id,continent")
+    if not Path(path).is_file(): raise LandmarkError(f"config key 'data.continents': file not found: {path}")
+    cont = read_continents(path, known).reindex(np.asarray(landmark_ids)).reset_index(drop=True)
+    if cont.isna().any(): get_logger().warning(f"{path}: {int(cont.isna().sum())} of {len(cont)} training image(s) have a landmark it does not list: drawn as 'OTHER'")
+    return cont.fillna('OTHER')
+
 # %% ../nbs/06_train.ipynb #d3d8f0e0
 def dist_info() -> tuple:
     "(rank, world size, local rank) from torchrun's environment (0, 1, 0 without it)."
@@ -529,6 +646,7 @@ def make_learner(cfg:TrainConfig, model, dls, gallery_dl, run, rank:int=0, world
            Checkpointer(run, cfg, cfg.ckpt_every, ck.get('history'), ck.get('iter_losses'), dls.unreadable, write=rank == 0,
                         smooth=ck.get('smooth_loss'))]
     if o.accum > 1: cbs.append(GradAccum(o.accum))
+    cbs += extra_callbacks(cfg, run, rank, ck)
     if world > 1: cbs.append(DDPCallback([dev.index] if dev.type == 'cuda' else None, cfg.model.sync_bn and dev.type == 'cuda', o.accum))
     learn = LandmarkLearner(dls, model, loss_func=create_loss(cfg.loss.name, label_smoothing=cfg.loss.label_smoothing, **cfg.loss.kwargs),
                             opt_func=_opt_func(o), lr=o.lr, wd=o.wd, wd_bn_bias=True, train_bn=False, metrics=metrics, cbs=cbs,
@@ -588,12 +706,16 @@ def train(cfg:TrainConfig, run=None, resume:bool=False) -> Path:
     ck = load_checkpoint(run/'checkpoints'/'last.pth') if resume else None
     if not resume and (run/'checkpoints'/'last.pth').exists():
         raise LandmarkError(f"{run} already holds a run: continue it with `lm_train --resume {run}`, or pick another name= or out=")
+    if not resume: resolve_pretrained(cfg.model.pretrained, cfg.model.arch)   # missing weights stop here, before the data is read
     seed_everything(cfg.seed)
     table = training_table(cfg)
     labels = LabelMap.from_labels(table.loc[~table.is_valid, 'landmark_id'])
     if resume and LabelMap.load(run/'labels.json') != labels:
         raise LandmarkError(f"{run/'labels.json'}: the classes of the data under {cfg.data.root} differ from the run's (the data changed since it started)")
-    model = build_model(cfg, labels, init=ck is None)
+    counts = class_counts(table, labels) if cfg.model.margins == 'dynamic' else None
+    model = build_model(cfg, labels, init=ck is None, counts=counts)
+    if ck and counts is not None and not torch.allclose(ck['model']['head.margins'], model.head.margins):
+        raise LandmarkError(f"{run}: the class counts of the data under {cfg.data.root} differ from the run's (its dynamic margins would change)")
     if ck: model.load_state_dict(ck['model'])
     dls, gallery_dl = build_dataloaders(cfg, table, labels, model.cfg['mean'], model.cfg['std'], rank, world, dev)
     learn = make_learner(cfg, model, dls, gallery_dl, run, rank, world, dev, ck)
@@ -636,3 +758,16 @@ def lm_train(config:Arg("a YAML training config (see configs/)", str, opt=False,
         return print(resume_run(resume, [c for c in [config, *(overrides or [])] if c is not None]))
     if config is None: raise LandmarkError("give a config file (lm_train CONFIG [key=value ...]) or --resume RUN")
     print(train(load_train_config(config, overrides)))
+
+# %% ../nbs/06_train.ipynb #b48527f5
+def config_keys(cls=TrainConfig, prefix:str='') -> list:
+    "The dotted keys of config dataclass `cls` (what `key=value` overrides and YAML files set)."
+    import dataclasses
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        out += config_keys(t, f'{prefix}{f.name}.') if dataclasses.is_dataclass(t) else [prefix + f.name]
+    return out
+
+lm_train.__wrapped__.__doc__ += "\n\nConfig keys (YAML or key=value): " + ', '.join(config_keys()) + "."
