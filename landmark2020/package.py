@@ -428,7 +428,7 @@ def verify_package(pkg_dir) -> dict:
 
 # %% ../nbs/09_package.ipynb #41e41b55
 @cli_main
-def lm_package(runs:Arg("run folders written by lm_train", str, nargs='+'),
+def lm_package(runs:Arg("run folders written by lm_train", str, nargs='+', opt=False),
                out:Arg("output folder: the Kaggle dataset (kaggle datasets create -p OUT -r zip)", str)=None,
                user:Arg("Kaggle username for the metadata (default: $KAGGLE_USERNAME)", str)=None,
                slug:Arg("dataset slug", str)='landmark2020-package',
