@@ -206,7 +206,9 @@ def run_notebook(nb_path:Path, py:Path, cwd:Path, env:dict, kernel_dir:Path, rep
     out = cwd/nb_path.name
     cmd = [str(sys.executable), str(ex), str(nb_path), str(py), str(cwd), str(out), str(kernel_dir), REPORT_CELL if report else '']
     if UNSHARE: cmd = ['unshare', '-rn', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', *cmd]
+    t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    print(f"{nb_path.name} in {py.parent.parent.name}{' (unshare -rn)' if UNSHARE else ''}: {time.time() - t0:.1f} s")
     assert out.is_file(), f"the executor failed ({r.returncode}):\n{r.stderr[-3000:]}"
     nb = nbformat.read(out, as_version=4)
     text = '\n'.join(o.get('text', '') or '\n'.join(o.get('traceback', []))
