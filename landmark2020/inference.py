@@ -331,6 +331,7 @@ def predict_recognition(runs, data, cfg:PredictConfig|None=None, cache=None, dev
     labels, conf = recognize(te, trf, lab, cfg.recognition, nonlandmarks=nl, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
     out = pd.DataFrame({'id': tid, 'landmark_id': pd.array(labels, dtype='Int64'), 'score': conf})
     out.loc[tfail, 'landmark_id'] = pd.NA                       # unreadable test image: no prediction
+    out.attrs['unreadable'] = tid[tfail].tolist()              # the test ids that could not be decoded
     return out
 
 def predict_retrieval(runs, data, cfg:PredictConfig|None=None, cache=None, device=None, progress:bool=True) -> pd.DataFrame:
@@ -339,8 +340,9 @@ def predict_retrieval(runs, data, cfg:PredictConfig|None=None, cache=None, devic
     rc = cfg.retrieval
     models = _load_runs(runs, cfg.checkpoint)
     kw = dict(cfg=cfg, cache=cache, device=device, progress=progress)
-    qid, q, _ = _embed(models, data, 'test', **kw)
-    iid, ix, _ = _embed(models, data, 'index', **kw)
+    qid, q, qfail = _embed(models, data, 'test', **kw)
+    iid, ix, ifail = _embed(models, data, 'index', **kw)
+    if ifail.any(): iid, ix = iid[~ifail], ix[~ifail]          # an unreadable index image is never retrieved
     tr = trf = lab = cc = None
     if rc.discriminative or rc.landmark_country or (rc.whiten and rc.whiten_split == 'train'):
         tr = data.labels('train')
@@ -349,7 +351,9 @@ def predict_retrieval(runs, data, cfg:PredictConfig|None=None, cache=None, devic
         if rc.landmark_country and cfg.country_csv:
             cc = country_codes(lab, read_table(cfg.country_csv, ['landmark_id', 'country'], str_cols=('country',), int_cols=('landmark_id',)))
     _, idx = retrieve(q, ix, rc, trf, lab, cc, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
-    return pd.DataFrame({'id': qid, 'images': [iid[r[r >= 0]].tolist() for r in idx]})
+    out = pd.DataFrame({'id': qid, 'images': [[] if f else iid[r[r >= 0]].tolist() for r, f in zip(idx, qfail)]})
+    out.attrs['unreadable'] = qid[qfail].tolist()               # unreadable query: an empty row, never an arbitrary list
+    return out
 
 # %% ../nbs/08_inference.ipynb #e9dc2904
 def _thumb(path, size):

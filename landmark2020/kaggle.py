@@ -4,18 +4,23 @@
 
 # %% ../nbs/09a_kaggle.ipynb #6371755a
 from __future__ import annotations
-import os, json, time, tempfile
+import os, json, time, shutil, logging, dataclasses
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import LandmarkError, offline, get_logger, atomic_write
 from .data import LandmarkData
 from .submission import write_recognition_submission, write_retrieval_submission
-from .inference import load_predict_config, predict_recognition, predict_retrieval
+from .inference import load_predict_config, predict_recognition, predict_retrieval, tta_embed
+from .model import load_landmark_model
+from .loaders import LandmarkDataset
 from .package import MANIFEST, COMPETITIONS, verify_package
+from .core import get_device
 
 # %% auto #0
-__all__ = ['PUBLIC_MOCK', 'MODES', 'PRIVATE_TEST_IMAGES', 'RUNTIME_LIMIT_HOURS', 'submission_mode', 'estimate_full_run',
-           'commit_slice', 'kaggle_submission']
+__all__ = ['PUBLIC_MOCK', 'MODES', 'PRIVATE_TEST_IMAGES', 'RUNTIME_LIMIT_HOURS', 'TIME_BUDGET_HOURS', 'FALLBACKS',
+           'GALLERY_MIN_IMAGES', 'submission_mode', 'explain_mode', 'estimate_full_run', 'plan_run', 'describe_plan',
+           'candidate_sizes', 'measure_speed', 'commit_slice', 'data_view', 'gallery_counts', 'gallery_subset',
+           'check_test_images', 'kaggle_submission']
 
 # %% ../nbs/09a_kaggle.ipynb #5d054e71
 PUBLIC_MOCK = {'recognition': ('train', 1_580_470), 'retrieval': ('test', 1_129)}   # split, size seen at commit time
@@ -29,6 +34,18 @@ def submission_mode(task:str, data, mode:str='auto', env=None) -> str:
     if (os.environ if env is None else env).get('KAGGLE_IS_COMPETITION_RERUN'): return 'full'
     split, n = PUBLIC_MOCK[task]
     return 'commit' if len(data.ids(split)) == n else 'full'
+
+# %% ../nbs/09a_kaggle.ipynb #81e269e4
+def explain_mode(task:str, data, mode:str='auto', env=None) -> tuple:
+    "`(mode, evidence)`: `submission_mode`'s choice and the one-line reason for it."
+    chosen = submission_mode(task, data, mode, env)
+    if mode != 'auto': return chosen, f"asked for {mode!r} (LM_SUBMISSION_MODE / mode=)"
+    var = (os.environ if env is None else env).get('KAGGLE_IS_COMPETITION_RERUN')
+    split, n = PUBLIC_MOCK[task]
+    seen = len(data.ids(split))
+    if var: return chosen, f"KAGGLE_IS_COMPETITION_RERUN={var!r} is set"
+    rel = '=' if seen == n else '!='
+    return chosen, (f"KAGGLE_IS_COMPETITION_RERUN is not set; {split} has {seen:,} images {rel} {n:,} of the public mock data")
 
 # %% ../nbs/09a_kaggle.ipynb #0fffaada
 PRIVATE_TEST_IMAGES = 20_000
@@ -46,6 +63,95 @@ def estimate_full_run(seconds:float, n_done:int, n_full:int, limit_hours:float=R
     return {'seconds_per_image': per_image, 'images_full': n_full, 'estimated_hours': est/3600, 'limit_hours': limit_hours,
             'fits': fits, 'message': msg}
 
+# %% ../nbs/09a_kaggle.ipynb #083b03cc
+TIME_BUDGET_HOURS = 8.5
+FALLBACKS = ('half precision on the GPU', 'smaller extraction size', 'smaller recognition gallery')
+
+def _per_image(timings, precision, size, workers) -> float:
+    dec, mod = timings['decode'], timings['model'][(precision, size)]
+    return dec + mod if workers <= 0 else max(dec/workers, mod)
+
+def plan_run(timings:dict, n_test:int, gallery:dict, emb_dim:int, budget_h:float=TIME_BUDGET_HOURS, precision:str='fp32',
+             size:int=224, device_type:str='cpu', half:str='fp16', workers:int=0, store_bytes:int=4, margin:float=0.1) -> dict:
+    "Choose precision, size and gallery (in the `FALLBACKS` order) so that embedding `n_test` + gallery images fits `budget_h`."
+    if not gallery: raise LandmarkError("plan_run: empty gallery (no train/index images to embed)")
+    mins = sorted(gallery)
+    sizes = sorted({s for p, s in timings['model'] if p == precision and s <= size}, reverse=True)
+    if size not in sizes: raise LandmarkError(f"plan_run: no timing measured for {precision} at size {size}")
+    def plan(p, s, m, steps):
+        n = n_test + gallery[m]
+        h = n*_per_image(timings, p, s, workers)*(1 + margin)/3600
+        return {'precision': p, 'size': s, 'gallery_min_images': m, 'images': n, 'gallery_images': gallery[m],
+                'hours': h, 'budget_h': budget_h, 'fits': h <= budget_h, 'cache_bytes': n*emb_dim*store_bytes, 'fallbacks': steps}
+    best = plan(precision, size, mins[0], [])
+    if best['fits']: return best
+    p, steps = precision, []
+    if device_type == 'cuda' and precision == 'fp32' and (half, size) in timings['model']:
+        p, steps = half, [FALLBACKS[0]]
+        best = plan(p, size, mins[0], steps)
+        if best['fits']: return best
+    sizes = sorted({s for q, s in timings['model'] if q == p and s < size}, reverse=True)
+    for s in sizes:
+        best = plan(p, s, mins[0], steps + [FALLBACKS[1]])
+        if best['fits']: return best
+    s = best['size']
+    for m in mins[1:]:
+        best = plan(p, s, m, steps + ([FALLBACKS[1]] if s != size else []) + [FALLBACKS[2]])
+        if best['fits']: return best
+    raise LandmarkError(f"over the time budget even after every fallback: {best['images']:,} images at {p} size {s} "
+                        f"(gallery: landmarks with >= {best['gallery_min_images']} images) take ~{best['hours']:.1f} h > time_budget_h={budget_h:g}; "
+                        "use a faster model, a smaller extract.size, or fewer TTA scales in predict.yaml (nothing was embedded)")
+
+def describe_plan(plan:dict) -> str:
+    "The plan in one line, as the notebook prints it."
+    chose = f"chose {', then '.join(plan['fallbacks'])}" if plan['fallbacks'] else 'the configured recipe fits as is'
+    gal = f", gallery: landmarks with >= {plan['gallery_min_images']} images" if plan['gallery_min_images'] > 1 else ''
+    return (f"plan: embed {plan['images']:,} images ({plan['gallery_images']:,} gallery) at {plan['precision']} size {plan['size']}{gal}: "
+            f"~{plan['hours']:.2f} h of {plan['budget_h']:g} h budget, cache ~{plan['cache_bytes']/2**30:.2f} GiB; {chose}")
+
+# %% ../nbs/09a_kaggle.ipynb #b0d4a2b6
+def _sync(device):
+    if device.type == 'cuda':
+        import torch; torch.cuda.synchronize(device)
+
+def candidate_sizes(size:int, steps=(1.0, 0.875, 0.75, 0.625, 0.5), snap:int=32, smallest:int=64) -> list:
+    "Extraction sizes to measure, from `size` down: `size` times `steps`, multiples of `snap`, at least `smallest`."
+    return sorted({size} | {max(smallest, int(round(size*s/snap))*snap) for s in steps if size*s >= smallest}, reverse=True)
+
+def measure_speed(models:list, data, split:str, ids, size:int, precisions=('fp32',), sizes=None, batch_size:int=32,
+                  device=None, n_model_batches:int=2) -> dict:
+    "Seconds per image of decoding `ids` of `split` and of each model at each (precision, size): the timings `plan_run` takes."
+    import torch, torch.nn.functional as F
+    device = get_device(device)
+    ids = [str(i) for i in ids]
+    if not ids: raise LandmarkError(f"{data.root}: no {split} images to measure the speed on")
+    m0 = models[0]
+    ds = LandmarkDataset(data.root, data.paths(ids, split, relative=True), np.zeros(len(ids)), [(size, size)], 'none', m0.cfg['mean'], m0.cfg['std'])
+    t0 = time.perf_counter()
+    xs = []
+    for i in range(len(ids)):
+        try: xs.append(ds.tfms[0](ds.load(i, 0)))
+        except (LandmarkError, FileNotFoundError, OSError): pass
+    decode = (time.perf_counter() - t0)/len(ids)
+    if not xs: raise LandmarkError(f"{data.root}: none of the first {len(ids)} {split} images could be decoded")
+    x = torch.stack(xs)
+    batches = [x[a:a + batch_size] for a in range(0, len(x), batch_size)][:n_model_batches + 1]
+    timings = {}
+    for m in models: m.to(device).eval()
+    for p in precisions:
+        for s in (sizes or [size]):
+            per = 0.
+            for m in models:
+                run = lambda b: tta_embed(m, F.interpolate(b.to(device), (s, s), mode='bilinear', align_corners=False, antialias=s < size) if s != size else b.to(device), precision=p)
+                run(batches[0]); _sync(device)                                     # warm-up
+                timed = batches[1:] or batches
+                t0 = time.perf_counter()
+                for b in timed: run(b)
+                _sync(device)
+                per += (time.perf_counter() - t0)/sum(len(b) for b in timed)
+            timings[(p, s)] = per
+    return {'decode': decode, 'model': timings, 'images': len(ids), 'decoded': len(xs), 'device': device.type}
+
 # %% ../nbs/09a_kaggle.ipynb #c46e42ac
 def _db_split(task) -> str: return 'train' if task == 'recognition' else 'index'
 
@@ -56,7 +162,11 @@ def commit_slice(data, task:str, root, n_test:int=100, n_db:int=1000, seed:int=0
     pick = lambda df, n: df.iloc[np.sort(rng.choice(len(df), min(n, len(df)), replace=False))] if len(df) else df
     test = pick(data.ids('test').to_frame('id'), n_test)
     db = data.labels('train') if task == 'recognition' else data.ids('index').to_frame('id')
-    db = pick(db, n_db)
+    return data_view(data, task, root, test, pick(db, n_db))
+
+def data_view(data, task:str, root, test:pd.DataFrame, db:pd.DataFrame):
+    "A `LandmarkData` in folder `root` listing rows `test` and `db` (train or index) of `data`, its image folders linked."
+    root = Path(root); root.mkdir(parents=True, exist_ok=True)
     for split in ('test', _db_split(task)):
         link = root/split
         if link.is_symlink() or link.exists(): link.unlink()
@@ -65,15 +175,49 @@ def commit_slice(data, task:str, root, n_test:int=100, n_db:int=1000, seed:int=0
     with atomic_write(root/f"{_db_split(task)}.csv", 'w') as f: db.to_csv(f, index=False)
     return LandmarkData(root, layout=data.layout)
 
+# %% ../nbs/09a_kaggle.ipynb #9c98318d
+GALLERY_MIN_IMAGES = (1, 2, 3, 5, 10, 20)
+
+def gallery_counts(data, task:str, mins=GALLERY_MIN_IMAGES) -> dict:
+    "`{n: images}`: the gallery size when only landmarks with at least `n` train images are kept (retrieval: the whole index)."
+    if task != 'recognition': return {1: len(data.ids('index'))}
+    per = data.labels('train').landmark_id.value_counts()
+    return {n: int(per[per >= n].sum()) for n in mins}
+
+def gallery_subset(data, root, min_images:int):
+    "A recognition view of `data` in `root` whose train split keeps only landmarks with at least `min_images` images."
+    tr = data.labels('train')
+    keep = tr[tr.landmark_id.map(tr.landmark_id.value_counts()) >= min_images]
+    return data_view(data, 'recognition', root, data.ids('test').to_frame('id'), keep)
+
 # %% ../nbs/09a_kaggle.ipynb #19c28912
 def _default_out() -> Path: return Path('/kaggle/working') if Path('/kaggle/working').is_dir() else Path('.')
-def _default_cache() -> Path:
-    return Path('/kaggle/temp')/'landmark2020' if Path('/kaggle/temp').is_dir() else Path(tempfile.mkdtemp(prefix='landmark2020-'))
+def _default_cache(out:Path) -> Path:
+    if os.environ.get('LM_CACHE_DIR'): return Path(os.environ['LM_CACHE_DIR'])
+    return Path('/kaggle/temp')/'landmark2020' if Path('/kaggle/temp').is_dir() else Path(out)/'landmark2020-cache'
+
+def check_test_images(data) -> int:
+    "The number of test ids; raises when the sample submission lists ids but the `test/` folder is missing or empty."
+    n = len(data.ids('test'))
+    d = Path(data.root)/'test'
+    if n and (not d.is_dir() or next((f for f in d.rglob('*') if f.is_file()), None) is None):
+        raise LandmarkError(f"{d}: {'missing' if not d.is_dir() else 'empty (no image files)'}, but {data.root} lists {n:,} test ids: "
+                            "no images to predict (is the competition data attached completely?)")
+    return n
+
+class _CountUnreadable(logging.Filter):
+    "Swallows the per-image/per-shard unreadable warnings while predicting (one aggregated warning follows)."
+    def __init__(self): super().__init__(); self.n = 0
+    def filter(self, rec):
+        msg = rec.getMessage()
+        if msg.startswith('skipped unreadable image'): self.n += 1
+        return 'unreadable image' not in msg
 
 def kaggle_submission(task:str, package_dir, data_root=None, input_dir='/kaggle/input', out_dir=None, mode:str='auto',
-                      runs=None, overrides=(), cache=None, device=None, commit_test:int=100, commit_db:int=1000,
-                      private_test_images:int=PRIVATE_TEST_IMAGES, limit_hours:float=RUNTIME_LIMIT_HOURS, progress:bool=True) -> dict:
-    "Predict `task` with the models of package `package_dir` and write `out_dir/submission.csv`; returns a report."
+                      runs=None, overrides=(), cache=None, keep_cache:bool=False, device=None, commit_test:int=100, commit_db:int=1000,
+                      private_test_images:int=PRIVATE_TEST_IMAGES, time_budget_h:float=TIME_BUDGET_HOURS,
+                      measure_images:int=256, limit_hours:float=RUNTIME_LIMIT_HOURS, progress:bool=True) -> dict:
+    "Predict `task` with the models of package `package_dir` within `time_budget_h` and write `out_dir/submission.csv`; returns a report."
     offline()
     if task not in COMPETITIONS: raise LandmarkError(f"task {task!r}: expected one of {sorted(COMPETITIONS)}")
     pkg = Path(package_dir)
@@ -86,23 +230,54 @@ def kaggle_submission(task:str, package_dir, data_root=None, input_dir='/kaggle/
     run_dirs = [pkg/r['path'] for r in m['runs'] if runs is None or r['name'] in runs]
     cfg = load_predict_config(pkg/'predict.yaml' if (pkg/'predict.yaml').is_file() else None, list(overrides))
     data = LandmarkData(data_root) if data_root else LandmarkData.from_kaggle(COMPETITIONS[task], input_dir)
-    mode = submission_mode(task, data, mode)
-    cache = Path(cache) if cache else _default_cache()
+    n_test = check_test_images(data)
+    mode, why = explain_mode(task, data, mode)
+    out = Path(out_dir) if out_dir else _default_out()
+    cache = Path(cache) if cache else _default_cache(out)
     test_ids = data.ids('test')
     n_db = len(data.labels('train')) if task == 'recognition' else len(data.ids('index'))
-    print(f"{task}: {mode} run on {data.root} ({len(test_ids):,} test, {n_db:,} {_db_split(task)} images) "
-          f"with model(s) {', '.join(d.name for d in run_dirs)} from landmark2020 {m['library']['version']}")
-    work = commit_slice(data, task, cache/'commit-slice', commit_test, commit_db) if mode == 'commit' else data
+    print(f"{task}: {mode} run ({why}) on {data.root}: {n_test:,} test, {n_db:,} {_db_split(task)} images; "
+          f"model(s) {', '.join(d.name for d in run_dirs)} from landmark2020 {m['library']['version']}")
+    # plan: measure on the first test images, choose the recipe for the full private run
+    device = get_device(device)
+    models = [load_landmark_model(d/'model') for d in run_dirs]
+    size = cfg.extract.size or int(models[0].cfg['input_size'][0])
+    prec = cfg.extract.precision if cfg.extract.precision != 'auto' else ('fp16' if device.type == 'cuda' else 'fp32')
+    half = 'bf16' if prec == 'bf16' else 'fp16'
+    sizes = candidate_sizes(size)
+    t = measure_speed(models, data, 'test', test_ids[:measure_images].tolist(), size, [prec] + ([half] if device.type == 'cuda' and prec == 'fp32' else []),
+                      sizes, cfg.extract.batch_size, device)
+    print(f"measured on {t['images']} test images ({t['device']}): decode {t['decode']*1000:.1f} ms/image, model "
+          + ', '.join(f"{p} {s}px {v*1000:.1f} ms" for (p, s), v in t['model'].items()) + " per image")
+    n_full_test = n_test if mode == 'full' else max(n_test, private_test_images)
+    plan = plan_run(t, n_full_test, gallery_counts(data, task), sum(mm.emb_dim for mm in models), time_budget_h, prec, size, device.type,
+                    half, cfg.extract.workers, 2 if cfg.extract.store_dtype == 'float16' else 4)
+    print(describe_plan(plan))
+    del models
+    cfg.extract = dataclasses.replace(cfg.extract, size=plan['size'], precision=plan['precision'])
+    work = gallery_subset(data, cache/'gallery', plan['gallery_min_images']) if plan['gallery_min_images'] > 1 else data
+    work = commit_slice(work, task, cache/'commit-slice', commit_test, commit_db) if mode == 'commit' else work
     n_done = len(work.ids('test')) + (len(work.labels('train')) if task == 'recognition' else len(work.ids('index')))
     t0 = time.perf_counter()
     predict = predict_recognition if task == 'recognition' else predict_retrieval
-    pred = predict(run_dirs, work, cfg, cache=cache/'embeddings', device=device, progress=progress)
+    log, counter = get_logger(), _CountUnreadable()
+    log.addFilter(counter)
+    try: pred = predict(run_dirs, work, cfg, cache=cache/'embeddings', device=device, progress=progress)
+    finally: log.removeFilter(counter)
     seconds = time.perf_counter() - t0
-    out = Path(out_dir) if out_dir else _default_out()
+    bad = list(pred.attrs.get('unreadable', []))
     write = write_recognition_submission if task == 'recognition' else write_retrieval_submission
     path = write(pred, out/'submission.csv', test_ids=test_ids)
-    est = estimate_full_run(seconds, n_done, n_db + max(len(test_ids), private_test_images), limit_hours)
-    print(f"wrote {path}: {len(test_ids):,} rows, {len(pred):,} predicted in {seconds:.1f} s")
+    n_pred = len(pred) - len(bad)
+    if bad: log.warning(f"{len(bad):,} unreadable test image(s) got empty rows: {', '.join(map(str, bad[:5]))}{' ...' if len(bad) > 5 else ''}")
+    if counter.n > len(bad): log.warning(f"{counter.n - len(bad):,} unreadable {_db_split(task)} image(s) left out of the gallery")
+    est = estimate_full_run(seconds, n_done, plan['images'], limit_hours)
+    print(f"wrote {path}: {len(test_ids):,} rows: {n_pred:,} predicted, {len(bad):,} unreadable, "
+          f"{len(test_ids) - len(pred):,} outside the commit slice ({seconds:.1f} s)")
     print(est['message'])
-    return {'task': task, 'mode': mode, 'submission': str(path), 'data': str(data.root), 'runs': [d.name for d in run_dirs],
-            'test_images': len(test_ids), 'predicted': len(pred), 'images_processed': n_done, 'seconds': seconds, **est}
+    if keep_cache: print(f"embedding cache kept in {cache} (a rerun on the same data and model reuses it)")
+    else:
+        shutil.rmtree(cache, ignore_errors=True); print(f"embedding cache {cache} removed (keep_cache=True keeps it)")
+    return {'task': task, 'mode': mode, 'mode_evidence': why, 'submission': str(path), 'data': str(data.root), 'runs': [d.name for d in run_dirs],
+            'test_images': len(test_ids), 'predicted': n_pred, 'unreadable': bad, 'images_processed': n_done, 'seconds': seconds,
+            'plan': plan, 'timings': {'decode': t['decode'], 'model': {f"{p}/{s}": v for (p, s), v in t['model'].items()}}, 'cache': str(cache), **est}

@@ -7,13 +7,14 @@ from __future__ import annotations
 import os, re, sys, ast, json, glob, time, shutil, hashlib, zipfile, tempfile, subprocess, configparser, datetime
 from pathlib import Path
 from .core import LandmarkError, cli_main, Arg, atomic_write, get_logger
+from .stack import MANIFEST, RUNTIME_STACK
 from .model import load_landmark_model, load_model_config
 from .data import LabelMap
 from .inference import load_predict_config
 
 # %% auto #0
 __all__ = ['KAGGLE_PYTHON', 'KAGGLE_GLIBC', 'KAGGLE_ARCH', 'RUNTIME_WHEELS', 'KAGGLE_PREINSTALLED', 'OPTIONAL_IMPORTS',
-           'COMPETITIONS', 'NOTEBOOKS', 'MANIFEST', 'library_imports', 'runtime_import_report', 'check_runtime_imports',
+           'COMPETITIONS', 'NOTEBOOKS', 'library_imports', 'runtime_import_report', 'check_runtime_imports',
            'wheel_fits', 'wheel_cache_dir', 'manylinux_platforms', 'fetch_wheel', 'find_repo', 'build_wheel',
            'dataset_metadata', 'kernel_metadata', 'run_files', 'check_run', 'copy_run', 'build_package',
            'read_manifest', 'verify_package', 'lm_package']
@@ -27,6 +28,10 @@ KAGGLE_ARCH   = 'x86_64'
 RUNTIME_WHEELS = {
     'faiss-cpu': ('1.15.1', 'faiss', "exact IndexFlatIP kNN for recognition voting and retrieval; not in the Kaggle image "
                   "(no docker-python kaggle_requirements.txt lists faiss); abi3 wheel, its deps numpy+packaging are preinstalled"),
+    # pure-Python runtime dependencies whose versions matter (stack.RUNTIME_STACK 'wheel' entries): the notebook installs
+    # them only when the image's version is outside the tested range
+    'timm': ('1.0.31', 'timm', "the backbones: installed by the notebook only when the image's timm is outside the tested range"),
+    'fastcore': ('1.14.5', 'fastcore', "basics the models and loaders use: installed only when the image's fastcore is outside the tested range"),
 }
 
 # Import name -> distribution, for what the Kaggle image provides (Colab base + kaggle_requirements.txt)
@@ -209,7 +214,6 @@ def build_wheel(dest, repo=None) -> Path:
 # %% ../nbs/09_package.ipynb #0c5bae5b
 COMPETITIONS = {'recognition': 'landmark-recognition-2020', 'retrieval': 'landmark-retrieval-2021'}
 NOTEBOOKS = {'recognition': 'landmark-recognition.ipynb', 'retrieval': 'landmark-retrieval.ipynb'}
-MANIFEST = 'landmark2020-package.json'
 
 def _check_slug(s, what) -> str:
     if not (isinstance(s, str) and 3 <= len(s) <= 50 and re.fullmatch(r'[a-z0-9]+(-[a-z0-9]+)*', s)):
@@ -289,13 +293,19 @@ def _readme(m:dict) -> str:
     return f"""# landmark2020 package for offline Kaggle notebooks
 
 Built by `lm_package` on {m['created']} from landmark2020 {m['library']['version']}, for CPython {m['target']['python']}
-on manylinux (glibc {m['target']['glibc']}, {m['target']['arch']}). Everything here installs with the internet off:
+on manylinux (glibc {m['target']['glibc']}, {m['target']['arch']}). Everything here installs with the internet off. The submission notebooks install the landmark2020 wheel, then
+call `landmark2020.stack.prepare_runtime(PACKAGE_DIR)`, which installs a shipped runtime wheel (timm, fastcore)
+only when the image's version is outside the range the library is tested with, and stops with a one-line
+message when a package the image must provide (torch, numpy, pandas, ...) is outside it:
 
 ```
-pip install --no-index --no-deps /kaggle/input/{ds.split('/')[1]}/*.whl
+pip install --no-index --no-deps --force-reinstall /kaggle/input/{ds.split('/')[1]}/landmark2020-*.whl
+python -c "from landmark2020.stack import prepare_runtime; prepare_runtime('/kaggle/input/{ds.split('/')[1]}')"
 ```
 
-`--no-deps` keeps pip away from the Kaggle image's own torch, timm and fastai (the library runs on them).
+`--no-deps` keeps pip away from the Kaggle image's own torch (always the image's CUDA build).
+
+Tested ranges: {', '.join(f"{d}{s['range']} ({s['from']})" for d, s in m['stack'].items())}.
 
 ## Wheels
 
@@ -384,6 +394,7 @@ def build_package(runs, out, user:str|None=None, slug:str='landmark2020-package'
              'library': {'name': 'landmark2020', 'version': cfg['version'], 'file': lib.name},
              'target': {'python': python, 'glibc': glibc, 'arch': arch}, 'dataset': meta,
              'wheels': [{'file': lib.name, 'name': 'landmark2020', 'version': cfg['version'], 'why': 'the library itself'}] + wl,
+             'stack': {d: {'range': rng, 'from': how} for d, (rng, how) in RUNTIME_STACK.items()},
              'runs': entries, 'predict_config': 'predict.yaml' if predict_config is not None else None}
         (tmp/'README.md').write_text(_readme(m))
         m['files'] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob('*')) if p.is_file()}
@@ -417,13 +428,13 @@ def verify_package(pkg_dir) -> dict:
 
 # %% ../nbs/09_package.ipynb #41e41b55
 @cli_main
-def lm_package(runs:Arg("run folders written by lm_train", str, nargs='+'),
+def lm_package(runs:Arg("run folders written by lm_train", str, nargs='+', opt=False),
                out:Arg("output folder: the Kaggle dataset (kaggle datasets create -p OUT -r zip)", str)=None,
                user:Arg("Kaggle username for the metadata (default: $KAGGLE_USERNAME)", str)=None,
                slug:Arg("dataset slug", str)='landmark2020-package',
                title:Arg("dataset title (6-50 characters)", str)='landmark2020 package',
                names:Arg("names of the runs in the package (default: their folder names)", str, nargs='*')=None,
-               no_wheels:Arg("ship no runtime wheels (faiss): inference falls back to torch search", bool)=False,
+               no_wheels:Arg("ship no runtime wheels (faiss, timm, fastcore): the image's versions must then be in the tested ranges", bool)=False,
                python:Arg("target CPython version (Kaggle's)", str)=KAGGLE_PYTHON,
                glibc:Arg("target glibc version (Kaggle's)", str)=KAGGLE_GLIBC,
                wheel_cache:Arg("wheel cache folder (default: $LM_WHEEL_CACHE or ~/.cache/landmark2020/wheels)", str)=None,
