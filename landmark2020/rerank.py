@@ -379,6 +379,7 @@ def spatial_inliers(idx, query_features, db_features, cfg:SpatialConfig|None=Non
         fq = query_features[r]
         vq = descriptor_vectors(fq[1], cfg.detector)
         return [0 if j < 0 else verify_pair(fq, db_features[j], cfg, (vq, vec(int(j)))) for j in idx[r, :k]]
+    import sys
     from concurrent.futures import ThreadPoolExecutor
     from tqdm import tqdm
     with ThreadPoolExecutor(cfg.workers) as ex:
