@@ -215,7 +215,7 @@ def vote(sims, idx, db_labels, k:int=3, db_penalty=None):
     "kNN voting: `(labels, confidences)` from the top-`k` neighbours, summed similarity per label."
     db_labels = np.asarray(db_labels)
     s, i = np.asarray(sims, np.float64)[:, :k], np.asarray(idx)[:, :k]
-    if db_penalty is not None: s = np.clip(s, 0, 1) - np.asarray(db_penalty, np.float64)[i]
+    if db_penalty is not None: s = np.maximum(s, 0) - np.asarray(db_penalty, np.float64)[i]   # clamp(cos, 0, 1): cos <= 1 (a spatial bonus may exceed it)
     lab = db_labels[i]
     same = lab[:, :, None] == lab[:, None, :]
     tot = (same * s[:, None, :]).sum(-1)                       # score of the label of each neighbour
@@ -284,7 +284,7 @@ class SpatialConfig:
     max_iters: int = 1000
     min_inliers: int = 10            # fewer inliers count as no geometric match
     max_inliers: int = 20            # local score = min(inliers, max_inliers) / max_inliers
-    weight: float = 1.0              # score = (similarity + weight * local score) / (1 + weight)
+    weight: float = 1.0              # score = similarity + weight * local score
     workers: int = 1                 # threads for extraction and verification (OpenCV releases the GIL)
     shard_size: int = 1024           # images per cache shard
 
@@ -388,12 +388,12 @@ def spatial_inliers(idx, query_features, db_features, cfg:SpatialConfig|None=Non
     return np.array(rows, np.int64).reshape(len(idx), k)
 
 def spatial_scores(sims, inliers, cfg:SpatialConfig|None=None) -> np.ndarray:
-    "`(sim + w * local) / (1 + w)` with `local = min(inliers, max_inliers) / max_inliers`, 0 below `min_inliers`; columns past `inliers` get local 0."
+    "`sim + weight * local` with `local = min(inliers, max_inliers) / max_inliers`, 0 below `min_inliers`; columns past `inliers` get local 0."
     cfg = cfg or SpatialConfig()
     s = np.asarray(sims, np.float64)
     inl = np.zeros(s.shape); inl[:, :inliers.shape[1]] = inliers
     local = np.where(inl >= cfg.min_inliers, np.minimum(inl, cfg.max_inliers) / cfg.max_inliers, 0.)
-    return (s + cfg.weight * local) / (1 + cfg.weight)
+    return s + cfg.weight * local
 
 def spatial_rerank(sims, idx, inliers, cfg:SpatialConfig|None=None):
     "Re-score candidates with `spatial_scores` and re-sort each row (ties keep the old order; -1 pads stay last): `(scores, indices)`."
