@@ -17,9 +17,9 @@ from .train import load_train_config, train
 from .core import load_config
 
 # %% auto #0
-__all__ = ['QUICK', 'StageTimer', 'md_table', 'DemoConfig', 'toy_name', 'demo_data', 'pretrained_baseline', 'evaluate',
-           'train_config', 'finetune', 'summary_table', 'plot_comparison', 'write_report', 'run_demo', 'check_demo',
-           'demo_config', 'lm_demo']
+__all__ = ['HARD_EVALUATIONS', 'QUICK', 'StageTimer', 'md_table', 'DemoConfig', 'toy_name', 'demo_data', 'pretrained_baseline',
+           'evaluate', 'train_config', 'finetune', 'summary_table', 'plot_comparison', 'write_report', 'run_demo',
+           'harder_evaluations', 'add_harder_to_report', 'check_demo', 'demo_config', 'lm_demo']
 
 # %% ../nbs/10_demo.ipynb #51aa1d8d
 class StageTimer:
@@ -68,6 +68,9 @@ class DemoConfig:
     arch: str = 'tf_efficientnet_lite0'    # the zero-shot baseline's backbone ...
     pretrained: str = 'efficientnet_lite0_imagenet'   # ... and its offline weights
     progress: bool = True
+    spatial: list = field(default_factory=lambda: ['spatial.recognition=true', 'spatial.retrieval=true'])   # the '+ spatial' rows' predict overrides ([]: no such rows)
+    hard: list = field(default_factory=lambda: ['distractors', 'split'])   # harder evaluations (see `harder_evaluations`); [] for none
+    distractor_toy: dict = field(default_factory=lambda: dict(n_test=1, nonlandmark_fraction=0.9))   # the distractor-heavy test's toy kwargs
 
 # %% ../nbs/10_demo.ipynb #1470eea4
 def toy_name(c:DemoConfig) -> str:
@@ -104,10 +107,10 @@ def pretrained_baseline(arch:str='tf_efficientnet_lite0', pretrained='efficientn
 def _predict_config(c:DemoConfig, overrides=()):
     return load_predict_config(overrides=[*c.predict, *overrides])
 
-def evaluate(run, data, c:DemoConfig, name:str, timer=None, overrides=()) -> dict:
+def evaluate(run, data, c:DemoConfig, name:str, timer=None, overrides=(), out=None) -> dict:
     "Submissions, official scores and plots of the model in run folder `run` on `data`'s test split, written into `run`."
     timer = timer or StageTimer()
-    o = Path(run)
+    o = Path(out or run); o.mkdir(parents=True, exist_ok=True)   # out: another folder for the files (several evaluations of one run)
     pcfg = _predict_config(c, overrides)
     test_ids, index_ids = data.ids('test'), data.ids('index')
     sol_rec, sol_ret = data.csv('recognition_solution_v2.1.csv'), data.csv('retrieval_solution_v2.1.csv')
@@ -262,15 +265,62 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
         run = finetune(c, data, out/'fine_tuned')
     log.info("4/5 fine-tuned model: predicting and scoring")
     ft = evaluate(run, data, c, 'fine-tuned', timer, overrides=_extract_size(c, data.root, run))
+    sp = [evaluate(run, data, c, 'fine-tuned + spatial', timer, [*_extract_size(c, data.root, run), *c.spatial], out/'fine_tuned_spatial')] if c.spatial else []
+    hard = harder_evaluations(c, base, run, timer) if c.hard else None
     with timer('report'):
         log.info("5/5 report")
-        table = summary_table({'zero-shot': zs['scores'], 'fine-tuned': ft['scores']})
+        table = summary_table({'zero-shot': zs['scores'], 'fine-tuned': ft['scores'], **{e['name']: e['scores'] for e in sp}})
         plot_comparison(table, out/'comparison.png')
         if (run/'curves.png').exists(): shutil.copyfile(run/'curves.png', out/'training_curves.png')
     times = timer.frame()
-    report = write_report(out, table, times, [zs, ft], run=run, data=data, c=c, load=load)
+    report = write_report(out, table, times, [zs, ft, *sp], run=run, data=data, c=c, load=load)
+    if hard is not None: add_harder_to_report(out, hard)
     print('\n' + md_table(table) + '\n\n' + md_table(times, digits=1) + f'\n\nreport: {report}')
-    return dict(table=table, times=times, report=report, data=data, run=run, evals=[zs, ft])
+    return dict(table=table, times=times, report=report, data=data, run=run, evals=[zs, ft, *sp], hard=hard)
+
+# %% ../nbs/10_demo.ipynb #35c49a77
+import dataclasses
+
+HARD_EVALUATIONS = ('distractors', 'split')
+
+def harder_evaluations(c:DemoConfig, zero_shot_run, fine_tuned_run, timer=None) -> pd.DataFrame:
+    "Scores of zero-shot, fine-tuned and fine-tuned + spatial on each evaluation of `c.hard` (one row per evaluation and model)."
+    timer, out, rows = timer or StageTimer(), Path(c.out), []
+    bad = [h for h in c.hard if h not in HARD_EVALUATIONS]
+    if bad: raise LandmarkError(f"demo setting 'hard': unknown evaluation(s) {bad} (known: {', '.join(HARD_EVALUATIONS)})")
+    for h in c.hard:
+        toy = {**c.toy, **c.distractor_toy} if h == 'distractors' else {**c.toy, 'views': 'split'}
+        with timer(f'{h}: data'):
+            hc = dataclasses.replace(c, toy=toy)
+            data = demo_data(hc)
+            c.sources = hc.sources                                  # (a fallback to the pip tier)
+        run = fine_tuned_run
+        if h == 'split':
+            with timer(f'{h}: fine-tune'): run = finetune(c, data, out/f'fine_tuned_{h}')
+        ext = _extract_size(c, data.root, run)
+        models = [('zero-shot', zero_shot_run, []), ('fine-tuned', run, ext)]
+        if c.spatial: models.append(('fine-tuned + spatial', run, [*ext, *c.spatial]))
+        for name, r, over in models:
+            e = evaluate(r, data, c, f'{h}: {name}', timer, over, out/h/name.replace(' + ', '_').replace('-', '_'))
+            n_q = len(data.ids('test'))
+            rows.append(dict(evaluation=h, test_queries=n_q, **summary_table({name: e['scores']}).iloc[0].to_dict()))
+    return pd.DataFrame(rows)
+
+def add_harder_to_report(out, hard:pd.DataFrame) -> Path:
+    "Append the harder evaluations' table to `out/report.md` and `summary.json` (key `harder`)."
+    out = Path(out)
+    cols = ['evaluation', 'test_queries', 'model', 'GAP', 'mAP@100', 'top-1', 'P@1']
+    text = (out/'report.md').read_text() + '\n'.join([
+        "", "## Harder evaluations (official metrics)", "",
+        "`distractors`: the same train and index images, a test split with at least 90 % non-landmark queries. `split`: "
+        "every query shows a part or view of its landmark that no train or index image shows; the fine-tuned model is "
+        "trained again on that toy's train split with the same recipe. `+ spatial`: local-feature verification of the "
+        "top neighbours (`spatial.*` in the predict settings).", "", md_table(hard[cols]), ""])
+    with atomic_write(out/'report.md', 'w') as f: f.write(text)
+    s = json.loads((out/'summary.json').read_text())
+    s['harder'] = _json_safe(hard.to_dict(orient='records'))
+    with atomic_write(out/'summary.json', 'w') as f: json.dump(s, f, indent=1)
+    return out/'report.md'
 
 # %% ../nbs/10_demo.ipynb #76e02366
 def check_demo(c:DemoConfig) -> DemoConfig:

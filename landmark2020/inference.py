@@ -23,9 +23,9 @@ from .rerank import (knn, l2n, RecognitionConfig, RetrievalConfig, recognize, re
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FOLDERS', 'tta_sizes', 'tta_embed', 'ExtractConfig', 'extract_embeddings', 'Embeddings', 'load_embeddings',
-           'embed_split', 'PredictConfig', 'load_predict_config', 'predict_recognition', 'predict_retrieval',
-           'plot_retrieval_grid', 'retrieval_grid', 'landmark_scores', 'plot_worst_landmarks', 'split_runs',
-           'lm_predict']
+           'embed_split', 'local_cache_name', 'LocalFeatures', 'extract_local_features', 'PredictConfig',
+           'load_predict_config', 'predict_recognition', 'predict_retrieval', 'plot_retrieval_grid', 'retrieval_grid',
+           'landmark_scores', 'plot_worst_landmarks', 'split_runs', 'lm_predict']
 
 # %% ../nbs/08_inference.ipynb #e6b3e154
 def tta_sizes(h:int, w:int, scales=(1.0,), snap:int=32) -> list:
@@ -254,6 +254,114 @@ def embed_split(model, data, split:str, cache, cfg:ExtractConfig|None=None, ids=
     if not ids: raise LandmarkError(f"{data.root}: split {split!r} has no images")
     return extract_embeddings(model, data.root, data.paths(ids, split, relative=True), ids, Path(cache)/split, cfg, **kwargs)
 
+# %% ../nbs/08_inference.ipynb #e222c562
+import functools
+from .rerank import SpatialConfig, check_spatial_config, import_cv2, local_features, spatial_inliers, spatial_rerank
+
+_LOCAL_FORMAT = 'landmark2020.local_features'
+
+def _local_key(cfg:SpatialConfig) -> dict:
+    "The settings a cached keypoint depends on (the matching and RANSAC settings do not change it)."
+    return dict(detector=cfg.detector, max_keypoints=int(cfg.max_keypoints), max_side=int(cfg.max_side))
+
+def local_cache_name(cfg:SpatialConfig) -> str:
+    "Folder name of the local-feature cache for these extraction settings, e.g. `local_sift_1000_512`."
+    k = _local_key(cfg)
+    return f"local_{k['detector']}_{k['max_keypoints']}_{k['max_side']}"
+
+class LocalFeatures:
+    "The local features `(xy, desc)` of the ids cached in `out_dir` (shards read on demand); `store[id]` or `store.rows(ids)[r]`."
+    def __init__(self, out_dir):
+        self.dir = Path(out_dir)
+        mf = self.dir/'manifest.json'
+        if not mf.exists(): raise FileNotFoundError(f"{mf}: no local features here (run extract_local_features first)")
+        self.manifest = json.loads(mf.read_text())
+        self.where, self.failed = {}, set()
+        for p in sorted(self.dir.glob('local_*.npz')):
+            try:
+                with np.load(p) as z:
+                    ids, cnt, bad = z['ids'].tolist(), z['counts'], z['failed']
+            except (OSError, ValueError, KeyError, EOFError) as e:
+                raise LandmarkError(f"{p}: unreadable local-feature shard ({type(e).__name__}: {e}); delete it and run again") from None
+            off = np.r_[0, np.cumsum(cnt)]
+            for j, i in enumerate(ids): self.where[i] = (p.name, int(off[j]), int(off[j + 1]))
+            self.failed.update(i for i, b in zip(ids, bad) if b)
+        self._shard = functools.lru_cache(maxsize=8)(self._load)
+    def _load(self, name):
+        with np.load(self.dir/name) as z: return z['xy'], z['desc']
+    def __len__(self): return len(self.where)
+    def __contains__(self, i): return str(i) in self.where
+    def __getitem__(self, i):
+        try: name, a, b = self.where[str(i)]
+        except KeyError: raise LandmarkError(f"{self.dir}: no local features for id {i!r}") from None
+        xy, desc = self._shard(name)
+        return xy[a:b], desc[a:b]
+    def rows(self, ids):
+        "A sequence: row `r` gives the features of `ids[r]` (what `rerank.spatial_inliers` reads)."
+        ids = [str(i) for i in ids]
+        class _Rows:
+            def __len__(_): return len(ids)
+            def __getitem__(_, r): return self[ids[r]]
+        return _Rows()
+    def __repr__(self): return f"LocalFeatures({len(self)} images, {self.manifest['spatial']}, {len(self.failed)} failed)"
+
+def _local_from_file(path, cfg:SpatialConfig):
+    try: im = open_image(path, cfg.max_side)
+    except (LandmarkError, FileNotFoundError) as e: return None, str(e)
+    return local_features(np.asarray(im), cfg), None
+
+def extract_local_features(root, relpaths, ids, out_dir, cfg:SpatialConfig|None=None, progress:bool=True) -> LocalFeatures:
+    "Local features of images `root/relpaths` (named `ids`) cached in `out_dir`: only ids not cached yet are extracted, in new shards (resumable)."
+    cfg = check_spatial_config(cfg or SpatialConfig())
+    import_cv2()
+    ids, relpaths = [str(i) for i in ids], list(relpaths)
+    if len(ids) != len(relpaths): raise LandmarkError(f"extract_local_features: {len(ids)} ids but {len(relpaths)} paths")
+    out_dir = Path(out_dir); mf = out_dir/'manifest.json'
+    man = dict(format=_LOCAL_FORMAT, version=1, spatial=_local_key(cfg))
+    if mf.exists() and json.loads(mf.read_text()) != man:
+        raise LandmarkError(f"{mf}: this folder holds local features made with other settings ({json.loads(mf.read_text()).get('spatial')}); use another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not mf.exists():
+        with atomic_write(mf, 'w') as f: json.dump(man, f, indent=1)
+    have = LocalFeatures(out_dir)
+    todo = list(dict.fromkeys((i, p) for i, p in zip(ids, relpaths) if i not in have))
+    if not todo: return have
+    nums = [int(p.stem.split('_')[1]) for p in out_dir.glob('local_*.npz')]
+    first = max(nums, default=-1) + 1
+    from concurrent.futures import ThreadPoolExecutor
+    from tqdm import tqdm
+    pbar = tqdm(total=len(todo), desc=f'local features {out_dir.name}', unit='img', disable=not progress, file=sys.stderr)
+    with ThreadPoolExecutor(cfg.workers) as ex:
+        for s, a in enumerate(range(0, len(todo), cfg.shard_size)):
+            part = todo[a:a + cfg.shard_size]
+            got = list(ex.map(lambda ip: _local_from_file(Path(root)/ip[1], cfg), part))
+            pbar.update(len(part))
+            for (i, _), (f, e) in zip(part, got):
+                if f is None: get_logger().warning(f"local features: {e} (id {i}: no keypoints, never verified)")
+            feats = [f if f is not None else (np.zeros((0, 2), np.float32), np.zeros((0, 0), np.uint8)) for f, _ in got]
+            d = max((f[1].shape[1] for f in feats), default=0)
+            desc = np.concatenate([f[1] if len(f[1]) else np.zeros((0, d), np.uint8) for f in feats])
+            with atomic_path(out_dir/f'local_{first + s:05d}.npz') as p:
+                with open(p, 'wb') as fh:
+                    np.savez(fh, ids=np.array([i for i, _ in part], dtype=str), counts=np.array([len(f[0]) for f in feats], np.int64),
+                             xy=np.concatenate([f[0] for f in feats]).astype(np.float32), desc=desc,
+                             failed=np.array([f is None for f, _ in got]))
+    pbar.close()
+    return LocalFeatures(out_dir)
+
+
+def _spatial_rescorer(models, data, cfg, cache, progress, q_split, q_ids, db_split, db_ids):
+    "The `rescore` step of `recognize`/`retrieve`: extract (or reuse) the local features it needs, verify, re-rank."
+    sc, base = cfg.spatial, _cache_dir(models[0][0], data, cache)/local_cache_name(cfg.spatial)
+    q_ids, db_ids = [str(i) for i in q_ids], [str(i) for i in db_ids]
+    def rescore(sims, idx):
+        need = [db_ids[j] for j in np.unique(idx[:, :sc.k]) if j >= 0]
+        qf = extract_local_features(data.root, data.paths(q_ids, q_split, relative=True), q_ids, base/q_split, sc, progress)
+        df = extract_local_features(data.root, data.paths(need, db_split, relative=True), need, base/db_split, sc, progress)
+        return spatial_rerank(sims, idx, spatial_inliers(idx, qf.rows(q_ids), df.rows(db_ids), sc, progress), sc)
+    rescore.k = sc.k
+    return rescore
+
 # %% ../nbs/08_inference.ipynb #ca2a37ec
 @dataclass
 class PredictConfig:
@@ -261,6 +369,7 @@ class PredictConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    spatial: SpatialConfig = field(default_factory=SpatialConfig)   # local-feature verification: spatial.recognition / spatial.retrieval
     ensemble: str = 'concat'                 # concat (2019) | fused (2021), when several runs are given
     weights: list[float]|None = None         # one per run (default 1)
     nonlandmarks: str = 'none'               # none | index-distractors | path to a CSV with column id
@@ -277,6 +386,7 @@ def load_predict_config(path=None, overrides=(), **kwargs) -> PredictConfig:
     cfg = load_config(PredictConfig, path, overrides, **kwargs)
     if cfg.ensemble not in ('concat', 'fused'): raise LandmarkError(f"config key 'ensemble': concat or fused, got {cfg.ensemble!r}")
     if cfg.backend not in ('auto', 'faiss', 'torch'): raise LandmarkError(f"config key 'backend': auto, faiss or torch, got {cfg.backend!r}")
+    check_spatial_config(cfg.spatial)
     if cfg.knn_dtype not in ('fp32', 'fp16', 'bf16'): raise LandmarkError(f"config key 'knn_dtype': fp32, fp16 or bf16, got {cfg.knn_dtype!r}")
     if cfg.checkpoint not in CHECKPOINT_FOLDERS: raise LandmarkError(f"config key 'checkpoint': last, best or ema, got {cfg.checkpoint!r}")
     return cfg
@@ -328,7 +438,8 @@ def predict_recognition(runs, data, cfg:PredictConfig|None=None, cache=None, dev
         split, ids = _nonlandmark_ids(data, cfg)
         if not ids: raise LandmarkError(f"{data.root}: the non-landmark set ({cfg.nonlandmarks}) is empty")
         _, nl, _ = _embed(models, data, split, ids=ids, name='nonlandmarks', **kw)
-    labels, conf = recognize(te, trf, lab, cfg.recognition, nonlandmarks=nl, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
+    rs = _spatial_rescorer(models, data, cfg, cache, progress, 'test', tid, 'train', tr.id.to_numpy()[~trfail]) if cfg.spatial.recognition else None
+    labels, conf = recognize(te, trf, lab, cfg.recognition, nonlandmarks=nl, rescore=rs, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
     out = pd.DataFrame({'id': tid, 'landmark_id': pd.array(labels, dtype='Int64'), 'score': conf})
     out.loc[tfail, 'landmark_id'] = pd.NA                       # unreadable test image: no prediction
     out.attrs['unreadable'] = tid[tfail].tolist()              # the test ids that could not be decoded
@@ -350,7 +461,8 @@ def predict_retrieval(runs, data, cfg:PredictConfig|None=None, cache=None, devic
         trf, lab = trf[~trfail], tr.landmark_id.to_numpy()[~trfail]
         if rc.landmark_country and cfg.country_csv:
             cc = country_codes(lab, read_table(cfg.country_csv, ['landmark_id', 'country'], str_cols=('country',), int_cols=('landmark_id',)))
-    _, idx = retrieve(q, ix, rc, trf, lab, cc, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
+    rs = _spatial_rescorer(models, data, cfg, cache, progress, 'test', qid, 'index', iid) if cfg.spatial.retrieval else None
+    _, idx = retrieve(q, ix, rc, trf, lab, cc, rescore=rs, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
     out = pd.DataFrame({'id': qid, 'images': [[] if f else iid[r[r >= 0]].tolist() for r, f in zip(idx, qfail)]})
     out.attrs['unreadable'] = qid[qfail].tolist()               # unreadable query: an empty row, never an arbitrary list
     return out

@@ -14,8 +14,10 @@ from .core import LandmarkError, import_faiss, get_device, atomic_path, get_logg
 # %% auto #0
 __all__ = ['l2n', 'knn', 'PCAWhitening', 'concat_embeddings', 'fused_embeddings', 'fused_similarity', 'weighted_expand',
            'alpha_qe', 'dba', 'vote', 'nonlandmark_similarity', 'penalize_frequent', 'RecognitionConfig', 'recognize',
-           'discriminative_rerank', 'country_codes', 'tag_distribution', 'tag_score', 'landmark_country_rerank',
-           'k_reciprocal_rerank', 'RetrievalConfig', 'label_by_knn', 'retrieve']
+           'SpatialConfig', 'check_spatial_config', 'import_cv2', 'local_features', 'descriptor_vectors',
+           'match_descriptors', 'verify_pair', 'spatial_inliers', 'spatial_scores', 'spatial_rerank',
+           'spatial_rescorer', 'discriminative_rerank', 'country_codes', 'tag_distribution', 'tag_score',
+           'landmark_country_rerank', 'k_reciprocal_rerank', 'RetrievalConfig', 'label_by_knn', 'retrieve']
 
 # %% ../nbs/07_rerank.ipynb #d54ebf46
 def l2n(x, axis:int=-1, eps:float=1e-12):
@@ -213,7 +215,7 @@ def vote(sims, idx, db_labels, k:int=3, db_penalty=None):
     "kNN voting: `(labels, confidences)` from the top-`k` neighbours, summed similarity per label."
     db_labels = np.asarray(db_labels)
     s, i = np.asarray(sims, np.float64)[:, :k], np.asarray(idx)[:, :k]
-    if db_penalty is not None: s = np.clip(s, 0, 1) - np.asarray(db_penalty, np.float64)[i]
+    if db_penalty is not None: s = np.maximum(s, 0) - np.asarray(db_penalty, np.float64)[i]   # clamp(cos, 0, 1): cos <= 1 (a spatial bonus may exceed it)
     lab = db_labels[i]
     same = lab[:, :, None] == lab[:, None, :]
     tot = (same * s[:, None, :]).sum(-1)                       # score of the label of each neighbour
@@ -246,11 +248,13 @@ class RecognitionConfig:
     frequent_penalty: bool = False   # 2019: landmarks predicted for too many test images go to the bottom
     max_count: int = 30
 
-def recognize(test, train, train_labels, cfg:RecognitionConfig|None=None, nonlandmarks=None, test_is_nonlandmark_set:bool=False, **knn_kw):
+def recognize(test, train, train_labels, cfg:RecognitionConfig|None=None, nonlandmarks=None, test_is_nonlandmark_set:bool=False, rescore=None, **knn_kw):
     "Predict `(labels, confidences)` for `test` embeddings by kNN voting against labelled `train` embeddings."
     cfg = cfg or RecognitionConfig()
     if len(train_labels) != len(train): raise LandmarkError(f"recognize: {len(train)} train embeddings but {len(train_labels)} labels")
-    s, i = knn(test, train, cfg.k, **knn_kw)
+    s, i = knn(test, train, max(cfg.k, getattr(rescore, 'k', 0)), **knn_kw)
+    if rescore is not None: s, i = rescore(s, i)                 # e.g. spatial verification (`spatial_rescorer`)
+    s, i = s[:, :cfg.k], i[:, :cfg.k]
     pen = None
     if cfg.nonlandmark:
         if nonlandmarks is None or len(nonlandmarks) == 0: raise LandmarkError("recognize: nonlandmark=True needs a non-landmark embedding set")
@@ -261,6 +265,150 @@ def recognize(test, train, train_labels, cfg:RecognitionConfig|None=None, nonlan
     if cfg.nonlandmark: conf = conf - cfg.nl_weight * nonlandmark_similarity(test, nonlandmarks, cfg.nl_k_test, exclude_self=test_is_nonlandmark_set, **knn_kw)
     if cfg.frequent_penalty: conf = penalize_frequent(labels, conf, cfg.max_count)
     return labels, conf
+
+# %% ../nbs/07_rerank.ipynb #081245bd
+@dataclass
+class SpatialConfig:
+    "Local-feature spatial verification of each query's top-`k` neighbours (see `spatial_rerank`); one switch per task."
+    recognition: bool = False        # verify the train neighbours before the recognition vote
+    retrieval: bool = False          # verify the index candidates before the retrieval cut to `k`
+    k: int = 20                      # neighbours verified per query (the cost: k pairs per query)
+    detector: str = 'sift'           # sift (as RootSIFT) | orb | akaze (OpenCV)
+    max_keypoints: int = 1000        # the strongest keypoints kept per image
+    max_side: int = 512              # images are shrunk to this long side before detection (pixels)
+    ratio: float = 0.8               # Lowe's ratio test on descriptor distances (1: off)
+    mutual: bool = True              # keep mutual nearest neighbours only
+    model: str = 'homography'        # RANSAC model: homography | fundamental
+    threshold: float = 4.0           # RANSAC (MAGSAC++) inlier threshold, pixels of the shrunk image
+    confidence: float = 0.99
+    max_iters: int = 1000
+    min_inliers: int = 10            # fewer inliers count as no geometric match
+    max_inliers: int = 20            # local score = min(inliers, max_inliers) / max_inliers
+    weight: float = 1.0              # score = similarity + weight * local score
+    workers: int = 1                 # threads for extraction and verification (OpenCV releases the GIL)
+    shard_size: int = 1024           # images per cache shard
+
+_DETECTORS, _MODELS = ('sift', 'orb', 'akaze'), ('homography', 'fundamental')
+
+def check_spatial_config(cfg:SpatialConfig) -> SpatialConfig:
+    "Raise a `LandmarkError` naming the `spatial.*` key that is out of range."
+    bad = lambda k, v, want: LandmarkError(f"config key 'spatial.{k}': {want}, got {v!r}")
+    if cfg.detector not in _DETECTORS: raise bad('detector', cfg.detector, ' | '.join(_DETECTORS))
+    if cfg.model not in _MODELS: raise bad('model', cfg.model, ' | '.join(_MODELS))
+    for k in ('k', 'max_keypoints', 'max_side', 'max_inliers', 'max_iters', 'workers', 'shard_size'):
+        if int(getattr(cfg, k)) < 1: raise bad(k, getattr(cfg, k), 'an integer >= 1')
+    if not 0 < cfg.ratio <= 1: raise bad('ratio', cfg.ratio, 'a number in (0, 1]')
+    if not 0 < cfg.confidence < 1: raise bad('confidence', cfg.confidence, 'a number in (0, 1)')
+    if cfg.threshold <= 0: raise bad('threshold', cfg.threshold, 'a number > 0')
+    if cfg.weight < 0 or cfg.min_inliers < 0: raise bad('weight' if cfg.weight < 0 else 'min_inliers', min(cfg.weight, cfg.min_inliers), 'a number >= 0')
+    return cfg
+
+def import_cv2():
+    "OpenCV (`cv2`), imported on first use: an optional dependency, absent from some Kaggle images."
+    try: import cv2
+    except ImportError as e:
+        raise LandmarkError(f"spatial verification needs OpenCV, which is not installed ({e}); "
+                            "`pip install opencv-python-headless` (see constraints.txt for the tested version) or switch spatial.* off") from None
+    return cv2
+
+# %% ../nbs/07_rerank.ipynb #ad0caef9
+def _detector(cv2, cfg:SpatialConfig):
+    if cfg.detector == 'sift': return cv2.SIFT_create(cfg.max_keypoints, 3, 0.04, 10, 1.6, cv2.CV_8U)
+    if cfg.detector == 'orb': return cv2.ORB_create(nfeatures=cfg.max_keypoints)
+    return cv2.AKAZE_create()                                    # AKAZE has no keypoint budget: cut below
+
+def local_features(image, cfg:SpatialConfig|None=None):
+    "`(xy, desc)` of one image (HxW grey or HxWx3 RGB uint8, or a PIL image): keypoint positions (n, 2) float32 and descriptors (n, d) uint8, strongest first."
+    cfg = check_spatial_config(cfg or SpatialConfig())
+    cv2 = import_cv2()
+    a = np.asarray(image)
+    if a.ndim == 3: a = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY)
+    if a.ndim != 2 or a.dtype != np.uint8: raise LandmarkError(f"local_features: need an HxW or HxWx3 uint8 image, got {a.dtype} {a.shape}")
+    r = cfg.max_side / max(a.shape)
+    if r < 1: a = cv2.resize(a, (max(1, round(a.shape[1] * r)), max(1, round(a.shape[0] * r))), interpolation=cv2.INTER_AREA)
+    kp, desc = _detector(cv2, cfg).detectAndCompute(a, None)
+    if desc is None or not kp: return np.zeros((0, 2), np.float32), np.zeros((0, {'sift': 128, 'orb': 32, 'akaze': 61}[cfg.detector]), np.uint8)
+    o = np.argsort([-k.response for k in kp], kind='stable')[:cfg.max_keypoints]
+    xy = np.array([kp[j].pt for j in o], np.float32).reshape(-1, 2)
+    return xy, np.ascontiguousarray(desc[o], dtype=np.uint8)
+
+def descriptor_vectors(desc, detector:str='sift') -> np.ndarray:
+    "Float rows whose Euclidean distances are the matching distances: RootSIFT for SIFT, bits for binary (ORB/AKAZE: squared distance = Hamming)."
+    d = np.asarray(desc)
+    if detector != 'sift': return np.unpackbits(d.astype(np.uint8), axis=1).astype(np.float32)
+    d = d.astype(np.float32)
+    return np.sqrt(d / np.maximum(d.sum(1, keepdims=True), 1e-12))   # Arandjelović & Zisserman 2012
+
+def match_descriptors(v1, v2, ratio:float=0.8, mutual:bool=True, binary:bool=False) -> np.ndarray:
+    "Matches `(m, 2)` (row in `v1`, row in `v2`) of `descriptor_vectors` rows: nearest neighbours passing Lowe's ratio test, mutual if asked."
+    v1, v2 = _f32(v1), _f32(v2)
+    if len(v1) == 0 or len(v2) == 0: return np.zeros((0, 2), np.int64)
+    d2 = (v1 * v1).sum(1)[:, None] + (v2 * v2).sum(1)[None] - 2 * v1 @ v2.T   # squared distances (binary: = Hamming)
+    if binary: d2 = np.rint(d2)
+    r = np.arange(len(v1))
+    nn = d2.argmin(1)
+    keep = np.ones(len(v1), bool)
+    if ratio < 1 and len(v2) > 1:
+        two = np.maximum(np.partition(d2, 1, axis=1)[:, :2], 0)
+        if not binary: two = np.sqrt(two)                        # the ratio test compares distances, not squares
+        keep &= two[:, 0] < ratio * two[:, 1]
+    if mutual: keep &= d2.argmin(0)[nn] == r
+    return np.stack([r[keep], nn[keep]], 1).astype(np.int64)
+
+def verify_pair(f1, f2, cfg:SpatialConfig|None=None, vectors=None) -> int:
+    "RANSAC (OpenCV USAC MAGSAC++) inliers between images with local features `f1 = (xy, desc)` and `f2` (0 when too few matches)."
+    cfg = cfg or SpatialConfig()
+    cv2 = import_cv2()
+    v1, v2 = vectors or (descriptor_vectors(f1[1], cfg.detector), descriptor_vectors(f2[1], cfg.detector))
+    m = match_descriptors(v1, v2, cfg.ratio, cfg.mutual, cfg.detector != 'sift')
+    if len(m) < max(8 if cfg.model == 'fundamental' else 4, cfg.min_inliers, 1): return 0
+    p1, p2 = _f32(f1[0])[m[:, 0]], _f32(f2[0])[m[:, 1]]
+    if cfg.model == 'homography':
+        _, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, cfg.threshold, maxIters=cfg.max_iters, confidence=cfg.confidence)
+    else: _, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, cfg.threshold, cfg.confidence, cfg.max_iters)
+    return 0 if mask is None else int(np.count_nonzero(mask))
+
+# %% ../nbs/07_rerank.ipynb #33f9fc28
+def spatial_inliers(idx, query_features, db_features, cfg:SpatialConfig|None=None, progress:bool=False) -> np.ndarray:
+    "Inliers `(n_queries, min(k, idx.shape[1]))` of each query against its first `cfg.k` neighbours `idx` (-1: none, 0 inliers)."
+    cfg = check_spatial_config(cfg or SpatialConfig())
+    idx = np.asarray(idx)
+    k = min(cfg.k, idx.shape[1])
+    vec = functools.lru_cache(maxsize=512)(lambda j: descriptor_vectors(db_features[j][1], cfg.detector))
+    def one(r):
+        fq = query_features[r]
+        vq = descriptor_vectors(fq[1], cfg.detector)
+        return [0 if j < 0 else verify_pair(fq, db_features[j], cfg, (vq, vec(int(j)))) for j in idx[r, :k]]
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+    from tqdm import tqdm
+    with ThreadPoolExecutor(cfg.workers) as ex:
+        rows = list(tqdm(ex.map(one, range(len(idx))), total=len(idx), desc='spatial verification', unit='query',
+                         disable=not progress, file=sys.stderr))
+    return np.array(rows, np.int64).reshape(len(idx), k)
+
+def spatial_scores(sims, inliers, cfg:SpatialConfig|None=None) -> np.ndarray:
+    "`sim + weight * local` with `local = min(inliers, max_inliers) / max_inliers`, 0 below `min_inliers`; columns past `inliers` get local 0."
+    cfg = cfg or SpatialConfig()
+    s = np.asarray(sims, np.float64)
+    inl = np.zeros(s.shape); inl[:, :inliers.shape[1]] = inliers
+    local = np.where(inl >= cfg.min_inliers, np.minimum(inl, cfg.max_inliers) / cfg.max_inliers, 0.)
+    return s + cfg.weight * local
+
+def spatial_rerank(sims, idx, inliers, cfg:SpatialConfig|None=None):
+    "Re-score candidates with `spatial_scores` and re-sort each row (ties keep the old order; -1 pads stay last): `(scores, indices)`."
+    idx = np.asarray(idx)
+    new = np.where(idx >= 0, spatial_scores(sims, inliers, cfg), -np.inf)
+    o = np.argsort(-new, axis=1, kind='stable')
+    return np.take_along_axis(new, o, 1).astype(np.float32), np.take_along_axis(idx, o, 1)
+
+def spatial_rescorer(query_features, db_features, cfg:SpatialConfig|None=None, progress:bool=False):
+    "A `rescore(sims, idx) -> (sims, idx)` for `recognize`/`retrieve`: verify the top `cfg.k`, then `spatial_rerank`."
+    cfg = check_spatial_config(cfg or SpatialConfig())
+    def rescore(sims, idx):
+        return spatial_rerank(sims, idx, spatial_inliers(idx, query_features, db_features, cfg, progress), cfg)
+    rescore.k = cfg.k
+    return rescore
 
 # %% ../nbs/07_rerank.ipynb #29a1e5e0
 def discriminative_rerank(idx, q_labels, q_scores, db_labels, db_scores, thresh:float=0.6, k:int=100, insert:bool=True):
@@ -406,7 +554,7 @@ def label_by_knn(x, train, train_labels, k:int=3, **knn_kw):
     lab, tot = vote(s, i, train_labels, k)
     return lab, tot / min(k, s.shape[1])
 
-def retrieve(queries, index, cfg:RetrievalConfig|None=None, train=None, train_labels=None, train_countries=None, **knn_kw):
+def retrieve(queries, index, cfg:RetrievalConfig|None=None, train=None, train_labels=None, train_countries=None, rescore=None, **knn_kw):
     "Top-`cfg.k` index positions per query after the switched-on re-ranking steps: `(scores, indices)`."
     cfg = cfg or RetrievalConfig()
     q, x = _f32(queries), _f32(index)
@@ -428,6 +576,7 @@ def retrieve(queries, index, cfg:RetrievalConfig|None=None, train=None, train_la
         _, top1 = knn(x, train, 1, **knn_kw)
         s, i = landmark_country_rerank(s, i, knn(q, train, cfg.lc_votes, **knn_kw), top1[:, 0], tl,
                                        train_countries, cfg.lc_alpha, cfg.lc_beta, cfg.lc_votes)
+    if rescore is not None: s, i = rescore(s, i)                 # e.g. spatial verification (`spatial_rescorer`)
     if cfg.discriminative:
         ql, qs = label_by_knn(q, train, train_labels, cfg.disc_k, **knn_kw)
         dl, ds = label_by_knn(x, train, train_labels, cfg.disc_k, **knn_kw)

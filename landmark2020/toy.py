@@ -15,8 +15,8 @@ from .data import solution_beside
 
 # %% auto #0
 __all__ = ['DEBIAN_PHOTO_PACKAGES', 'TOY_CONTINENTS', 'COMPETITIONS', 'toy_solution_path', 'GLDV2_CARDINALITIES',
-           'fetch_debian_photos', 'make_toy_gldv2', 'check_toy_args', 'write_toy_continents', 'make_toy_competition',
-           'gldv2_class_sizes', 'make_synthetic_gldv2', 'lm_toy']
+           'fetch_debian_photos', 'make_toy_gldv2', 'check_toy_args', 'write_toy_continents', 'distractor_views',
+           'make_toy_competition', 'gldv2_class_sizes', 'make_synthetic_gldv2', 'lm_toy']
 
 # %% ../nbs/01a_toy.ipynb #9d6f70ee
 def _pkg_dir(name) -> Path|None:
@@ -259,7 +259,7 @@ def _write_csv(df, path):
 def make_toy_gldv2(dest, seed:int=0, sources:str='pip', strength:float=1.0, size=(128, 256), n_train:int=5,
                    n_index:int=3, n_test:int=2, n_noisy:int=1, n_unclean:int=2, n_distractor_index:int=6,
                    n_distractor_test:int=3, quality=(60, 95), views:str='split', deb_root=None, cache_dir=None,
-                   workers:int|None=None, overwrite:bool=False) -> Path:
+                   workers:int|None=None, overwrite:bool=False, nonlandmark_fraction:float|None=None) -> Path:
     "Write a deterministic GLDv2-shaped toy dataset (images + CSVs) to `dest`; returns `dest`."
     dest = Path(dest)
     check_toy_args(dest, strength, size, quality, n_train=n_train, n_index=n_index, n_test=n_test, n_noisy=n_noisy,
@@ -269,6 +269,10 @@ def make_toy_gldv2(dest, seed:int=0, sources:str='pip', strength:float=1.0, size
                   n_train=n_train, n_index=n_index, n_test=n_test, n_noisy=n_noisy, n_unclean=n_unclean,
                   n_distractor_index=n_distractor_index, n_distractor_test=n_distractor_test, quality=list(quality))
     if views != 'split': params['views'] = views   # (datasets built before `views` existed stay valid)
+    if nonlandmark_fraction is not None:           # distractor-heavy: more non-landmark test views (see `distractor_views`)
+        n_distractor_test = distractor_views(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noisy, n_unclean,
+                                             n_distractor_index, views, nonlandmark_fraction)
+        params.update(nonlandmark_fraction=float(nonlandmark_fraction), n_distractor_test=n_distractor_test)
     meta = dest/'toy_meta.json'
     if dest.exists():
         if meta.exists() and json.loads(meta.read_text()).get('params') == params and not overwrite: write_toy_continents(dest); return dest
@@ -364,6 +368,16 @@ def write_toy_continents(root) -> Path:
     lids = sorted(pd.read_csv(root/'train.csv', usecols=['landmark_id']).landmark_id.unique())
     _write_csv(pd.DataFrame({'landmark_id': lids, 'continent': [TOY_CONTINENTS[i % len(TOY_CONTINENTS)] for i in range(len(lids))]}), out)
     return out
+
+# %% ../nbs/01a_toy.ipynb #c7f6f677
+def distractor_views(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noisy, n_unclean, n_distractor_index,
+                     views, fraction:float) -> int:
+    "Views per test-distractor photo that make at least `fraction` of the test queries non-landmark images."
+    if not 0 <= fraction < 1: raise LandmarkError(f"make_toy_gldv2: nonlandmark_fraction must be in [0, 1), got {fraction!r}")
+    plan = _toy_plan(seed, sources, deb_root, strength, n_train, n_index, n_test, n_noisy, n_unclean, n_distractor_index, 1, views)[0]
+    n_q = sum(p['role'] == 'query' for p in plan)
+    n_src = len({p['src'] for p in plan if p['role'] == 'nonlandmark'})
+    return max(1, math.ceil(math.ceil(fraction * n_q / (1 - fraction) - 1e-9) / n_src))
 
 # %% ../nbs/01a_toy.ipynb #f88ac78a
 COMPETITIONS = ('landmark-recognition-2020', 'landmark-retrieval-2021')
@@ -557,10 +571,12 @@ def lm_toy(dest:Arg("output folder", str, opt=False),
            deb_root:Arg("an already unpacked Debian tree (skips the download)", str)=None,
            cache_dir:Arg("where the Debian packages are unpacked", str)=None,
            overwrite:Arg("replace DEST if it exists", bool)=False,
-           synthetic:Arg("instead: the synthetic GLDv2 at this scale of the real cardinalities (1.0: 1,580,470 train images)", float)=None):
+           synthetic:Arg("instead: the synthetic GLDv2 at this scale of the real cardinalities (1.0: 1,580,470 train images)", float)=None,
+           nonlandmark_fraction:Arg("distractor-heavy: at least this fraction of the test queries are non-landmark (e.g. 0.9)", float)=None):
     "Write the GLDv2-shaped toy dataset (or a toy Kaggle competition folder) to DEST."
     kw = dict(seed=seed, sources=sources, strength=strength, size=(size_min, size_max), n_train=n_train, n_index=n_index,
-              n_test=n_test, views=views, deb_root=deb_root, cache_dir=cache_dir)
+              n_test=n_test, views=views, deb_root=deb_root, cache_dir=cache_dir,
+              **({} if nonlandmark_fraction is None else dict(nonlandmark_fraction=nonlandmark_fraction)))
     if size_min < 16 or size_max < size_min: raise LandmarkError(f"--size_min/--size_max: need 16 <= size_min <= size_max, got {size_min}, {size_max}")
     check_toy_args(dest, strength, (size_min, size_max), n_train=n_train, n_index=n_index, n_test=n_test)
     if synthetic is not None: out = make_synthetic_gldv2(dest, scale=synthetic, seed=seed, overwrite=overwrite)
