@@ -175,6 +175,12 @@ def _merge(out_dir, man):
 def extract_embeddings(model, root, relpaths, ids, out_dir, cfg:ExtractConfig|None=None, device=None,
                        progress:bool=True, on_mismatch:str='error', fingerprint:str|None=None):
     "Embed images `root/relpaths` (named `ids`) into `out_dir` (shards, resumable, split across ranks); returns `load_embeddings(out_dir)`."
+    p = next(model.parameters(), None)
+    was = (p.device if p is not None else torch.device('cpu')), model.training
+    try: return _extract(model, root, relpaths, ids, out_dir, cfg, device, progress, on_mismatch, fingerprint)
+    finally: model.to(was[0]).train(was[1])          # the caller's model comes back where and as it was
+
+def _extract(model, root, relpaths, ids, out_dir, cfg, device, progress, on_mismatch, fingerprint):
     cfg = cfg or ExtractConfig()
     ids, relpaths = [str(i) for i in ids], list(relpaths)
     if len(ids) != len(relpaths): raise LandmarkError(f"extract_embeddings: {len(ids)} ids but {len(relpaths)} paths")
