@@ -51,6 +51,7 @@ OPTIONAL_IMPORTS = {
     'pytorch_metric_learning': 'test-only reference for the margin losses',
     'nbdev': 'dev only', 'execnb': 'dev only', 'nbformat': 'dev only', 'nbclient': 'dev only',
     'IPython': 'display helpers, always present in a Kaggle notebook',
+    'cv2': 'optional: spatial verification in rerank only, imported on first use (opencv is in most Kaggle images)',
 }
 
 # %% ../nbs/09_package.ipynb #72e27bff
