@@ -14,8 +14,10 @@ e.g. DataLoader workers); a stage that dies (out of memory, timeout) is reported
 hand their outputs (index, frames, embeddings) on through files in WORK/s<scale>/.
 
 The exact kNN of 100k queries x 1.58 M (and the re-rankings that search the 1.58 M train set) grow linearly with
-the number of queries for a fixed database; where `--knn-queries` caps the queries the time is measured on that
-sample and scaled to all queries, and the table says "extrapolated".
+the number of queries for a fixed database; where `--knn-queries` (searches against the train set, default 2,000),
+`--ret-queries` (the query side of retrieval: QE, kNN, re-rankings, default 10,000) or `--kr-queries` (k-reciprocal,
+default 2,000) cap the queries, the time is measured on that sample and scaled to all queries ("ext." in the table).
+On 2 shared cores `make bench-scale` takes about 45 minutes (most of it the 100% size).
 
 Results: bench/results/scale.json (merged over runs: a run of some stages/sizes keeps the other cells) and the
 section "Full-size rehearsal (bench/scale.py)" of bench/RESULTS.md (the other sections are kept).
@@ -206,8 +208,10 @@ def st_recognition(st, work, scale, a):
     from landmark2020.rerank import vote, nonlandmark_similarity, penalize_frequent
     db = _train_mm(work); q = np.load(work/'emb_test.npy'); nl = np.load(work/'emb_index.npy')   # the index as non-landmark set
     s, i = np.load(work/'knn_s.npy'), np.load(work/'knn_i.npy')
-    if len(s) < len(q):                                           # the kNN stage searched a sample: tile its rows
-        r = np.arange(len(q)) % len(s); s, i = s[r], i[r]
+    if len(s) < len(q):                                           # the kNN stage searched a sample: tile its rows,
+        n0 = len(s); r = np.arange(len(q)) % n0; s, i = s[r], i[r].copy()
+        i[n0:] = np.random.default_rng(0).integers(0, len(db), (len(q) - n0, i.shape[1]))   # neighbours beyond it: random rows
+        st.notes.append(f"the kNN stage searched {n0:,} queries: the other rows' neighbours are random train rows (a realistic count of used rows for B_j)")
     lab = pd.read_parquet(work/'frame.parquet', columns=['landmark_id']).landmark_id.to_numpy()
     k = 3
     used = st.time('used train rows (np.unique of the top-3)', lambda: np.unique(i[:, :k]))
@@ -411,9 +415,9 @@ def main(argv=None):
     ap.add_argument('--scales', default='0.01,0.1,1', help='comma-separated fractions of the real cardinalities')
     ap.add_argument('--stages', default=','.join(STAGES), help=f"comma-separated, from {','.join(STAGES)}")
     ap.add_argument('--work', default=None, help='working folder (default: $TMPDIR/lm_scale); data and caches live here')
-    ap.add_argument('--knn-queries', type=int, default=10_000, help='search at most this many queries against the train set, then scale (0: all)')
-    ap.add_argument('--kr-queries', type=int, default=0, help='k-reciprocal with at most this many queries, then scale (0: all)')
-    ap.add_argument('--ret-queries', type=int, default=0, help='retrieval: QE, kNN and re-rankings on at most this many queries, then scale (0: all)')
+    ap.add_argument('--knn-queries', type=int, default=2_000, help='search at most this many queries against the train set, then scale (0: all)')
+    ap.add_argument('--kr-queries', type=int, default=2_000, help='k-reciprocal with at most this many queries, then scale (0: all)')
+    ap.add_argument('--ret-queries', type=int, default=10_000, help='retrieval: QE, kNN and re-rankings on at most this many queries, then scale (0: all)')
     ap.add_argument('--timeout', type=int, default=3600, help='seconds per stage')
     ap.add_argument('--keep', action='store_true', help='keep the working folder (default: delete each size after its stages)')
     ap.add_argument('--no-write', action='store_true', help='print the table only (no bench/results/scale.json or RESULTS.md)')
