@@ -14,8 +14,10 @@ e.g. DataLoader workers); a stage that dies (out of memory, timeout) is reported
 hand their outputs (index, frames, embeddings) on through files in WORK/s<scale>/.
 
 The exact kNN of 100k queries x 1.58 M (and the re-rankings that search the 1.58 M train set) grow linearly with
-the number of queries for a fixed database; where `--knn-queries` caps the queries the time is measured on that
-sample and scaled to all queries, and the table says "extrapolated".
+the number of queries for a fixed database; where `--knn-queries` (searches against the train set, default 2,000),
+`--ret-queries` (the query side of retrieval: QE, kNN, re-rankings, default 10,000) or `--kr-queries` (k-reciprocal,
+default 2,000) cap the queries, the time is measured on that sample and scaled to all queries ("ext." in the table).
+On 2 shared cores `make bench-scale` takes about 45 minutes (most of it the 100% size).
 
 Results: bench/results/scale.json (merged over runs: a run of some stages/sizes keeps the other cells) and the
 section "Full-size rehearsal (bench/scale.py)" of bench/RESULTS.md (the other sections are kept).
@@ -206,8 +208,10 @@ def st_recognition(st, work, scale, a):
     from landmark2020.rerank import vote, nonlandmark_similarity, penalize_frequent
     db = _train_mm(work); q = np.load(work/'emb_test.npy'); nl = np.load(work/'emb_index.npy')   # the index as non-landmark set
     s, i = np.load(work/'knn_s.npy'), np.load(work/'knn_i.npy')
-    if len(s) < len(q):                                           # the kNN stage searched a sample: tile its rows
-        r = np.arange(len(q)) % len(s); s, i = s[r], i[r]
+    if len(s) < len(q):                                           # the kNN stage searched a sample: tile its rows,
+        n0 = len(s); r = np.arange(len(q)) % n0; s, i = s[r], i[r].copy()
+        i[n0:] = np.random.default_rng(0).integers(0, len(db), (len(q) - n0, i.shape[1]))   # neighbours beyond it: random rows
+        st.notes.append(f"the kNN stage searched {n0:,} queries: the other rows' neighbours are random train rows (a realistic count of used rows for B_j)")
     lab = pd.read_parquet(work/'frame.parquet', columns=['landmark_id']).landmark_id.to_numpy()
     k = 3
     used = st.time('used train rows (np.unique of the top-3)', lambda: np.unique(i[:, :k]))
@@ -231,26 +235,42 @@ def st_retrieval(st, work, scale, a):
     from landmark2020.rerank import dba, alpha_qe, knn, k_reciprocal_rerank, landmark_country_rerank, country_codes
     q, x = np.load(work/'emb_test.npy'), np.load(work/'emb_index.npy')
     xd = st.time(f'alpha-DBA of the index ({len(x):,}, n=10)', dba, x, 3.0, 10, work=len(x)**2)
-    qe = st.time(f'alpha-QE of {len(q):,} queries (n=10)', alpha_qe, q, xd, 3.0, 10, work=len(q)*len(x))
-    s, i = st.time(f'knn top-100, {len(q):,} x {len(x):,}', knn, qe, xd, 100, work=len(q)*len(x))
-    name = f'k-reciprocal re-ranking, {len(q):,} queries + {len(x):,} index (k1=10, k2=3)'
-    nq, f = _cap(st, name, len(q), a.kr_queries)
-    t = _t(); k_reciprocal_rerank(qe[:nq], xd, 100, 10, 3, 0.3); st.times[name] = (time.perf_counter() - t)*(len(x) + len(q))/(len(x) + nq)
-    st.work[name] = (len(x) + len(q))**2
-    if f > 1: st.notes.append(f"k-reciprocal: {nq:,} queries with the whole index ({len(x) + nq:,} points) in {st.times[name]*(len(x) + nq)/(len(x) + len(q)):.1f} s, scaled to {len(x) + len(q):,} points (its cost is linear in the points: per-point k-NN lists)")
+    n_all = len(q)
+    nq, f = (a.ret_queries, n_all/a.ret_queries) if a.ret_queries and n_all > a.ret_queries else (n_all, 1.0)
+    q = q[:nq]                                                    # every query-side step is linear in the queries
+    def qtime(name, fn, *args, work=None):
+        t = _t(); out = fn(*args); st.times[name] = (time.perf_counter() - t)*f
+        if work: st.work[name] = work
+        if f > 1: st.extrapolated.add(name)
+        return out
+    qe = qtime(f'alpha-QE of {n_all:,} queries (n=10)', alpha_qe, q, xd, 3.0, 10, work=n_all*len(x))
+    s, i = qtime(f'knn top-100, {n_all:,} x {len(x):,}', knn, qe, xd, 100, work=n_all*len(x))
+    if f > 1: st.notes.append(f"query-side steps (QE, kNN, re-rankings) run on {nq:,} of the {n_all:,} queries, times scaled x{f:.1f}")
+    name = f'k-reciprocal re-ranking, {n_all:,} queries + {len(x):,} index (k1=10, k2=3)'
+    nk = min(nq, a.kr_queries) if a.kr_queries else nq
+    t = _t(); k_reciprocal_rerank(qe[:nk], xd, 100, 10, 3, 0.3); dt = time.perf_counter() - t
+    st.times[name] = dt*(len(x) + n_all)/(len(x) + nk)
+    if nk < n_all:
+        st.extrapolated.add(name)
+        st.notes.append(f"k-reciprocal: {nk:,} queries with the whole index ({len(x) + nk:,} points) in {dt:.1f} s, scaled to {len(x) + n_all:,} "
+                        "points (linear in the points: its per-point loops; its two kNN over all points are quadratic, so this is a lower bound)")
+    st.work[name] = (len(x) + n_all)**2
     db = _train_mm(work)
     lab = pd.read_parquet(work/'frame.parquet', columns=['landmark_id']).landmark_id.to_numpy()
     cc = pd.read_csv(_data(work)/'train_label_to_country.csv')
     ctry = st.time('country_codes of the train rows', country_codes, lab, cc)
-    name = f'landmark-country references: knn of {len(q) + len(x):,} queries+index vs {len(db):,} train'
-    nr, f = _cap(st, name, len(q), a.knn_queries)
+    name = f'landmark-country references: knn of {n_all + len(x):,} queries+index vs {len(db):,} train'
+    nr, f2 = _cap(st, name, len(q), a.knn_queries)
     t = _t()
     q_ref = knn(qe[:nr], db, 3); top1 = knn(xd[:min(len(x), nr)], db, 1)[1][:, 0]
-    st.times[name] = (time.perf_counter() - t)*(len(q) + len(x))/(nr + min(len(x), nr))
-    st.work[name] = (len(q) + len(x))*len(db)
-    if f > 1:
-        r = np.arange(len(q)) % nr; q_ref = (q_ref[0][r], q_ref[1][r]); top1 = top1[np.arange(len(x)) % len(top1)]
-    s2, i2 = st.time('landmark_country_rerank (alpha 1, beta 0.1, 3 votes)', landmark_country_rerank, s, i, q_ref, top1, lab, ctry)
+    st.times[name] = (time.perf_counter() - t)*(n_all + len(x))/(nr + min(len(x), nr))
+    st.work[name] = (n_all + len(x))*len(db)
+    if nr < n_all: st.extrapolated.add(name)
+    if f2 > 1:
+        r = np.arange(len(q)) % nr; q_ref = (q_ref[0][r], q_ref[1][r])
+    top1 = top1[np.arange(len(x)) % len(top1)]
+    s2, i2 = qtime('landmark_country_rerank (alpha 1, beta 0.1, 3 votes)', landmark_country_rerank, s, i, q_ref, top1, lab, ctry)
+    i2 = i2[np.arange(n_all) % nq]                                 # (sampled queries: rows tiled to every test id)
     np.save(work/'ret_idx.npy', i2)
 
 def st_submission(st, work, scale, a):
@@ -277,16 +297,18 @@ def run_stage(name, scale, work, a) -> dict:
     except Exception as e:
         import traceback; traceback.print_exc(); err = f"{type(e).__name__}: {e}"
     wall = time.perf_counter() - t
-    ru = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    ru = max(me.ru_maxrss, ch.ru_maxrss)
+    cpu = me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
     return dict(stage=name, scale=scale, wall=wall, times=st.times, work=st.work, notes=st.notes, extrapolated=sorted(st.extrapolated),
-                rss_gib=ru/2**20, error=err)
+                rss_gib=ru/2**20, cpu=cpu, error=err)
 
 # ---------------------------------------------------------------------------------------------------------------
 # the driver
 
 def _spawn(name, scale, work, a) -> dict:
     cmd = [sys.executable, __file__, '--run-stage', name, '--scale', str(scale), '--work', str(work),
-           '--knn-queries', str(a.knn_queries), '--kr-queries', str(a.kr_queries)]
+           '--knn-queries', str(a.knn_queries), '--kr-queries', str(a.kr_queries), '--ret-queries', str(a.ret_queries)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''), HF_HUB_OFFLINE='1')
     t = _t()
     try:
@@ -297,7 +319,7 @@ def _spawn(name, scale, work, a) -> dict:
     lines = [l for l in p.stdout.splitlines() if l.startswith('{"stage"')]
     if p.returncode != 0 or not lines:
         return dict(stage=name, scale=scale, wall=time.perf_counter() - t, times={}, notes=[], extrapolated=[], rss_gib=None,
-                    error=f"exit {p.returncode} (killed by signal {-p.returncode}: out of memory?)" if p.returncode < 0 else
+                    error=f"exit {p.returncode} (killed by signal {-p.returncode}" + (": out of memory?)" if p.returncode == -9 else ")") if p.returncode < 0 else
                           f"exit {p.returncode}: {p.stderr.strip()[-300:]}")
     r = json.loads(lines[-1]); r['process_wall'] = time.perf_counter() - t
     if r.get('error'): print(p.stderr[-2000:], file=sys.stderr)
@@ -362,7 +384,8 @@ def render(results:dict, scales:list, meta:dict) -> str:
             L.append(f"| `{name}` | {shown[k]} | " + ' | '.join(cells) + ' | ' + ' | '.join('' if e is None else e for e in ex)
                      + f' | {rss if k == keys[0] else ""} |')
         tot = [r['wall'] if r else None for r in rs.values()]
-        L.append(f"| `{name}` | *stage total (in-process wall)* | " + ' | '.join(_fmt_t(v) for v in tot) + ' | '
+        cpu = ' / '.join('' if not r or r.get('cpu') is None else f"{r['cpu']:,.0f}" for r in rs.values())
+        L.append(f"| `{name}` | *stage total (in-process wall{'; CPU s of the process: ' + cpu if cpu.strip(' /') else ''})* | " + ' | '.join(_fmt_t(v) for v in tot) + ' | '
                  + ' | '.join('' if e is None else f'{e:.2f}' for e in ([_exp(tot[j], tot[j + 1], scales[j], scales[j + 1]) for j in range(len(scales) - 1)] + [None, None])[:2]) + ' |  |')
     L += ['', *notes, '']
     return '\n'.join(L)
@@ -392,8 +415,9 @@ def main(argv=None):
     ap.add_argument('--scales', default='0.01,0.1,1', help='comma-separated fractions of the real cardinalities')
     ap.add_argument('--stages', default=','.join(STAGES), help=f"comma-separated, from {','.join(STAGES)}")
     ap.add_argument('--work', default=None, help='working folder (default: $TMPDIR/lm_scale); data and caches live here')
-    ap.add_argument('--knn-queries', type=int, default=10_000, help='search at most this many queries against the train set, then scale (0: all)')
-    ap.add_argument('--kr-queries', type=int, default=0, help='k-reciprocal with at most this many queries, then scale (0: all)')
+    ap.add_argument('--knn-queries', type=int, default=2_000, help='search at most this many queries against the train set, then scale (0: all)')
+    ap.add_argument('--kr-queries', type=int, default=2_000, help='k-reciprocal with at most this many queries, then scale (0: all)')
+    ap.add_argument('--ret-queries', type=int, default=10_000, help='retrieval: QE, kNN and re-rankings on at most this many queries, then scale (0: all)')
     ap.add_argument('--timeout', type=int, default=3600, help='seconds per stage')
     ap.add_argument('--keep', action='store_true', help='keep the working folder (default: delete each size after its stages)')
     ap.add_argument('--no-write', action='store_true', help='print the table only (no bench/results/scale.json or RESULTS.md)')
