@@ -223,9 +223,10 @@ def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None):
 def _check_repeats(lens, codes, distinct, src):
     "Raise if a row lists the same id twice (ids numbered by `_encode`)."
     row = np.repeat(np.arange(len(lens)), lens)
-    repeated = pd.Index(row * len(distinct) + codes).duplicated()    # the same (row, id) pair again
-    if repeated.any():
-        j = np.flatnonzero(repeated)[0]
+    pairs = row * len(distinct) + codes                        # (row, id) as one number
+    sorted_pairs = np.sort(pairs)
+    if (sorted_pairs[1:] == sorted_pairs[:-1]).any():          # then the first repeat in file order, for the message
+        j = np.flatnonzero(pd.Index(pairs).duplicated())[0]
         raise LandmarkError(f"{src(row[j])}: index id {distinct[codes[j]].as_py()!r} appears twice in the same row")
 
 # %% ../nbs/02a_submission.ipynb #f4b72cf1
