@@ -194,7 +194,8 @@ def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None):
                  c.removesuffix(' ').split(' ') if isinstance(c, str) else [c] for c in cells]
         for i, row in enumerate(lists):
             for p, v in enumerate(row):
-                if not isinstance(v, str): raise LandmarkError(f"{src(i)}: invalid index id {v!r} at position {p + 1} of the {what} cell")
+                if not isinstance(v, str): raise LandmarkError(f"{src(i)}: invalid index id {v!r} at position {p + 1} of the {what} cell "
+                                                               f"(expected ids matching {id_pattern})")
         lens = np.fromiter(map(len, lists), np.int64, len(lists))
         ids = pa.array(list(itertools.chain.from_iterable(lists)), pa.string())
     else:
