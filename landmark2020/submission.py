@@ -184,17 +184,17 @@ def _encode(values):
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int64)
     return codes, chunks[-1].dictionary
 
-def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None, allow_duplicates=True):
-    """`(lens, codes, distinct)` of cells that list ids (text, separated by single spaces with one trailing space
-    allowed, or lists): all listed ids one row after the other, `lens[i]` of them in row `i`, each given by its
-    position `codes[j]` among the `distinct` ids. Checks at most `max_images` per row, every id valid (and in
-    `index_ids` when given), and none twice in a row unless `allow_duplicates`. Each distinct id is checked once."""
+def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None):
+    """`(lens, ids)` of cells that list ids (text, separated by single spaces with one trailing space allowed, or
+    lists): all listed ids one row after the other (a pyarrow array), `lens[i]` of them in row `i`. Checks at most
+    `max_images` per row, and every id valid (and in `index_ids` when given)."""
     if not isinstance(cells, _ARROW) and any(isinstance(c, (list, tuple, np.ndarray)) for c in cells):
         lists = [list(c) if isinstance(c, (list, tuple, np.ndarray)) else [] if _is_missing(c) or c == '' else
                  c.removesuffix(' ').split(' ') if isinstance(c, str) else [c] for c in cells]
         for i, row in enumerate(lists):
             for p, v in enumerate(row):
-                if not isinstance(v, str): raise LandmarkError(f"{src(i)}: invalid index id {v!r} at position {p + 1} of the {what} cell")
+                if not isinstance(v, str): raise LandmarkError(f"{src(i)}: invalid index id {v!r} at position {p + 1} of the {what} cell "
+                                                               f"(expected ids matching {id_pattern})")
         lens = np.fromiter(map(len, lists), np.int64, len(lists))
         ids = pa.array(list(itertools.chain.from_iterable(lists)), pa.string())
     else:
@@ -207,37 +207,33 @@ def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None, all
     if max_images is not None and (lens > max_images).any():
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
-    codes, distinct = _encode(ids)
-    row, start = np.repeat(np.arange(len(lens)), lens), np.cumsum(lens) - lens     # each listed id's row; each row's first
-    def first(bad):
-        "The row, value and position in its row of the first listed id that is `bad` (a mask of the distinct ids); how many are."
-        bad = bad[codes]; j = np.flatnonzero(bad)[0]
-        return row[j], distinct[codes[j]].as_py(), j - start[row[j]] + 1, bad.sum()
-    ok = _matches(distinct, id_pattern)
+    row = np.repeat(np.arange(len(lens)), lens)                # each listed id's row
+    ok = _matches(ids, id_pattern)
     if not ok.all():
-        i, v, pos, _ = first(~ok)
-        raise LandmarkError(f"{src(i)}: invalid index id {v!r} at position {pos} of the {what} cell "
+        j = np.flatnonzero(~ok)[0]; i = row[j]
+        raise LandmarkError(f"{src(i)}: invalid index id {ids[j].as_py()!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
                             f"(expected ids matching {id_pattern} separated by single spaces)")
     if index_ids is not None:
-        known = pc.is_in(distinct, value_set=_strings(index_ids)).to_numpy(zero_copy_only=False)
+        known = pc.is_in(ids, value_set=_strings(index_ids)).to_numpy(zero_copy_only=False)
         if not known.all():
-            i, v, _, n = first(~known)
-            raise LandmarkError(f"{src(i)}: {v!r} is not an index image id ({n} such ids)")
-    if not allow_duplicates and len(codes):
-        repeated = pd.Index(row * len(distinct) + codes).duplicated()    # the same (row, id) pair again
-        if repeated.any():
-            j = np.flatnonzero(repeated)[0]
-            raise LandmarkError(f"{src(row[j])}: index id {distinct[codes[j]].as_py()!r} appears twice in the same row")
-    return lens, codes, distinct
+            j = np.flatnonzero(~known)[0]
+            raise LandmarkError(f"{src(row[j])}: {ids[j].as_py()!r} is not an index image id ({(~known).sum()} such ids)")
+    return lens, ids
 
-def _id_texts(codes, distinct):
-    "The ids `distinct[codes]` as Python strings (a list)."
-    return np.asarray(distinct.to_pylist(), dtype=object)[codes].tolist()
+def _check_repeats(lens, codes, distinct, src):
+    "Raise if a row lists the same id twice (ids numbered by `_encode`)."
+    row = np.repeat(np.arange(len(lens)), lens)
+    pairs = row * len(distinct) + codes                        # (row, id) as one number
+    sorted_pairs = np.sort(pairs)
+    if (sorted_pairs[1:] == sorted_pairs[:-1]).any():          # then the first repeat in file order, for the message
+        j = np.flatnonzero(pd.Index(pairs).duplicated())[0]
+        raise LandmarkError(f"{src(row[j])}: index id {distinct[codes[j]].as_py()!r} appears twice in the same row")
 
 # %% ../nbs/02a_submission.ipynb #f4b72cf1
 def _parse_solution(path_or_df, task, id_pattern=ID_PATTERN):
     """A solution, checked: its `ids` (pyarrow), `usage`, and the ground truth of all rows one after the other in
-    `values` (landmark ids as int64, or index ids), `lens[i]` of them in row `i` (none in an Ignored row)."""
+    `values`, `lens[i]` of them in row `i` (none in an Ignored row): landmark ids (int64), or the index ids numbered,
+    `distinct[values]`."""
     col = _CELL[_check_task(task)]
     table, src = _read_table(path_or_df, ('id', col, 'Usage'), 'solution')
     ids, _ = _check_ids(table['id'], src, id_pattern)
@@ -256,10 +252,12 @@ def _parse_solution(path_or_df, task, id_pattern=ID_PATTERN):
         if not ok.all():
             i = np.flatnonzero(~ok)[0]
             raise LandmarkError(f"{src(i)}: malformed landmarks cell {text[i].as_py()!r} (expected landmark ids separated by single spaces, or empty)")
-        lens, codes, distinct = _id_lists(text, src, col, r'\d{1,18}')
-        values = pc.cast(distinct, pa.int64()).to_numpy(zero_copy_only=False)[codes]   # the landmark ids
+        lens, values = _id_lists(text, src, col, r'\d{1,18}')
+        values = pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False)
     else:
-        lens, values, distinct = _id_lists(text, src, col, id_pattern, allow_duplicates=False)
+        lens, listed = _id_lists(text, src, col, id_pattern)
+        values, distinct = _encode(listed)                     # the index ids numbered: `distinct[values]`
+        _check_repeats(lens, values, distinct, src)
         empty = (usage != 'Ignored') & (lens == 0)
         if empty.any():
             i = np.flatnonzero(empty)[0]
@@ -274,8 +272,8 @@ def _cut(values, lens):
 def read_solution(path_or_df, task:str, id_pattern:str=ID_PATTERN) -> pd.DataFrame:
     "Read and check a Kaggle solution (`id,landmarks|images,Usage`): DataFrame `id`, ground-truth lists, `Usage`."
     sol = _parse_solution(path_or_df, task, id_pattern)
-    values = sol.values.tolist() if task == 'recognition' else _id_texts(sol.values, sol.distinct)
-    return pd.DataFrame({'id': sol.ids.to_numpy(zero_copy_only=False), _CELL[task]: _cut(values, sol.lens), 'Usage': sol.usage})
+    values = sol.values if task == 'recognition' else np.asarray(sol.distinct.to_pylist(), dtype=object)[sol.values]
+    return pd.DataFrame({'id': sol.ids.to_numpy(zero_copy_only=False), _CELL[task]: _cut(values.tolist(), sol.lens), 'Usage': sol.usage})
 
 # %% ../nbs/02a_submission.ipynb #69cd623d
 def _parse_submission(path_or_df, task, test_ids=None, index_ids=None, id_pattern=ID_PATTERN, require_all=True,
@@ -290,8 +288,9 @@ def _parse_submission(path_or_df, task, test_ids=None, index_ids=None, id_patter
         landmark, score = _recognition_cells(table[col], src)
         out = SimpleNamespace(ids=ids, rows=rows, landmark=landmark, score=score)
     else:
-        lens, images, distinct = _id_lists(table[col], src, col, id_pattern, max_images, index_ids, allow_duplicates)
-        out = SimpleNamespace(ids=ids, rows=rows, lens=lens, images=images, distinct=distinct)
+        lens, images = _id_lists(table[col], src, col, id_pattern, max_images, index_ids)
+        if not allow_duplicates: _check_repeats(lens, *_encode(images), src)
+        out = SimpleNamespace(ids=ids, rows=rows, lens=lens, images=images)
     if test_ids is not None and require_all: _check_all_test_ids(rows, test_ids, src)
     return out
 
@@ -300,7 +299,7 @@ def read_submission(path_or_df, task:str, test_ids=None, index_ids=None, id_patt
     "Read and check a Kaggle submission (`id,landmarks` or `id,images`); returns the parsed predictions."
     sub = _parse_submission(path_or_df, task, test_ids, index_ids, id_pattern, require_all, max_images, allow_duplicates)
     ids = sub.ids.to_numpy(zero_copy_only=False)
-    if task == 'retrieval': return pd.DataFrame({'id': ids, 'images': _cut(_id_texts(sub.images, sub.distinct), sub.lens)})
+    if task == 'retrieval': return pd.DataFrame({'id': ids, 'images': _cut(sub.images.to_pylist(), sub.lens)})
     landmark = pd.array(sub.landmark, dtype='Int64'); landmark[sub.landmark < 0] = pd.NA
     return pd.DataFrame({'id': ids, 'landmark_id': landmark, 'score': sub.score})
 
@@ -373,8 +372,9 @@ def write_retrieval_submission(predictions, path, test_ids=None, index_ids=None,
     ids = predictions['id'].to_numpy(dtype=object)
     _check_ids(ids, src, id_pattern)
     cells = [list(c) if isinstance(c, (list, tuple, np.ndarray)) else ([] if _is_missing(c) else c) for c in predictions['images']]
-    lens, codes, distinct = _id_lists(cells, src, 'images', id_pattern, max_images, index_ids, allow_duplicates=False)
-    text = [' '.join(row) for row in _cut(_id_texts(codes, distinct), lens)]
+    lens, images = _id_lists(cells, src, 'images', id_pattern, max_images, index_ids)
+    _check_repeats(lens, *_encode(images), src)
+    text = [' '.join(row) for row in _cut(images.to_pylist(), lens)]
     ids, text = _with_test_ids(ids, text, test_ids, src)
     out = pd.DataFrame({'id': ids, 'images': text})
     read_submission(out, 'retrieval', test_ids=test_ids, index_ids=index_ids, id_pattern=id_pattern, max_images=max_images)
@@ -417,12 +417,12 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         out = {'task': task, 'metric': f'mAP@{k}'}
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
-        # each listed index id numbered by its place among the solution's distinct ids (-1: needed by no query)
-        place = pc.index_in(sub.distinct, value_set=sol.distinct).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        items, needed = sol.values, sol.distinct               # the index ids that some query needs, numbered
+        code = pc.index_in(sub.images, value_set=needed).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         width = max(1, min(k, int(sub.lens.max(initial=0))))
-        ranked = np.full((len(sol.lens), width), -1, np.int64)   # row i: the ranking of solution query i
-        ranked[sub.rows[scored]] = _padded(sub.lens, place[sub.images], width)[scored]
-        hit_query, hit_rank = _array_hits(ranked, sol.lens, sol.values)
+        ranked = np.full((len(sol.lens), width), -1, np.int64)   # row i: the ranking of solution query i (-1: no hit possible)
+        ranked[sub.rows[scored]] = _padded(sub.lens, code, width)[scored]
+        hit_query, hit_rank = _array_hits(ranked, sol.lens, items)
         sums = _ap_sums(hit_query, hit_rank, len(sol.lens))
         for name, in_split in splits.items():
             n_queries = int((in_split & (sol.lens > 0)).sum())

@@ -42,6 +42,7 @@ CASES = [
     ('ret-repeated-id', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]}\n{A},{IDX[1]}\n', f"LINE, line 3: id '{A}' is repeated (first at line 2)"),
     ('ret-unknown-id', 'retrieval', 'sub', f'id,images\n{A},\n{B},\n{C},\n{D},{IDX[0]}\n', f"LINE, line 5: id '{D}' is not a test id"),
     ('ret-missing-test-id', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]}\n', 'LINE: 2 test id(s) have no row'),
+    ('ret-carriage-return', 'retrieval', 'sub', f'id,images\n{A},{IDX[0]}\r{IDX[1]}\n{B},\n{C},\n', 'LINE, line 2: a carriage return inside the line'),
     # recognition solutions
     ('sol-rec-header', 'recognition', 'sol', f'id,landmarks\n{A},1\n', "LINE, line 1: bad header 'id,landmarks' (expected 'id,landmarks,Usage')"),
     ('sol-rec-usage', 'recognition', 'sol', f'id,landmarks,Usage\n{A},1,Public\n{B},,public\n', "LINE, line 3: bad Usage 'public'"),
