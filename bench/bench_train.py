@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark `landmark2020.train`: the fastai training path against a hand-written PyTorch loop, and the reduced-size JPEG decode.
+"""Benchmark `landmark2020.training`: the fastai training path against a hand-written PyTorch loop, and the reduced-size JPEG decode.
 
     .venv/bin/python bench/bench_train.py                  # CPU, full size (about 2-3 minutes on 2 cores)
     .venv/bin/python bench/bench_train.py --quick          # under a minute
@@ -34,7 +34,7 @@ from landmark2020.core import atomic_write, get_device, seed_everything
 from landmark2020.data import LabelMap
 from landmark2020.losses import create_loss
 from landmark2020.loaders import LandmarkDataset, LandmarkBatchSampler, SequentialSampler, make_loader, group_sizes
-from landmark2020.train import (load_train_config, build_model, build_dataloaders, make_learner, warmup_cosine, amp_dtype)
+from landmark2020.training import (load_train_config, build_model, build_dataloaders, make_learner, warmup_cosine, amp_dtype)
 from fastai.data.core import DataLoaders
 
 

@@ -123,7 +123,7 @@ def st_train_step(st, work, scale, a):
     import torch
     from landmark2020.data import LabelMap
     from landmark2020.model import create_landmark_model
-    from landmark2020.train import load_checkpoint
+    from landmark2020.training import load_checkpoint
     from landmark2020.core import atomic_path
     torch.manual_seed(0); torch.set_num_threads(max(1, os.cpu_count() or 1))
     lm = LabelMap.load(work/'labels.json'); n = len(lm)

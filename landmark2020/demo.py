@@ -13,7 +13,7 @@ from .data import LandmarkData
 from .model import create_landmark_model, save_landmark_model
 from .inference import load_predict_config, plot_worst_landmarks, predict_recognition, predict_retrieval, retrieval_grid
 from .submission import score_submission, write_recognition_submission, write_retrieval_submission
-from .train import load_train_config, train
+from .training import load_train_config, train
 from .core import load_config
 
 # %% auto #0

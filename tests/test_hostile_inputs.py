@@ -49,7 +49,7 @@ def tree(*roots) -> dict:
 KILL_DURING_SAVE = '''
 import os, sys, contextlib
 from pathlib import Path
-from landmark2020 import train as T
+from landmark2020 import training as T
 n, orig = int(os.environ['KILL_AT_SAVE']), T.atomic_write
 @contextlib.contextmanager
 def atomic_write(path, *a, **k):

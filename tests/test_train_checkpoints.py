@@ -15,7 +15,7 @@ def toy(tmp_path_factory):
     return make_toy_gldv2(tmp_path_factory.mktemp('toy')/'toy', seed=0)
 
 def _cfg(toy, out, name, *extra):
-    from landmark2020.train import load_train_config
+    from landmark2020.training import load_train_config
     return load_train_config(ROOT/'configs'/'smoke.yaml', [f'data.root={toy}', f'out={out}', f'name={name}', 'data.size=32',
                                                            'progress=false', *extra])
 
@@ -26,7 +26,7 @@ class _Weights(Callback):
     def after_step(self): self.store.append({k: v.detach().clone() for k, v in self.learn.model.state_dict().items()})
 
 def test_best_keep_last_and_ema(toy, tmp_path, monkeypatch):
-    import landmark2020.train as T
+    import landmark2020.training as T
     from landmark2020.model import load_landmark_model
     steps, orig = [], T.extra_callbacks
     monkeypatch.setattr(T, 'extra_callbacks', lambda *a, **k: orig(*a, **k) + [_Weights(steps)])
@@ -58,7 +58,7 @@ class _StopAt(Callback):
         if self.training and self.learn.step == self.n: raise _Stop('interrupted')
 
 def test_interrupted_run_resumes_weights_ema_and_best_exactly(toy, tmp_path, monkeypatch):
-    import landmark2020.train as T
+    import landmark2020.training as T
     extra = ['opt.epochs=2', 'ckpt_every=1', 'ema=0.9', 'ema_warmup=true', 'keep_last=1']
     ref = T.train(_cfg(toy, tmp_path, 'ref', *extra))
     orig = T.extra_callbacks
@@ -80,7 +80,7 @@ def test_interrupted_run_resumes_weights_ema_and_best_exactly(toy, tmp_path, mon
     with pytest.raises(LandmarkError, match='no EMA weights'): T.extra_callbacks(T.load_train_config(overrides=['ema=0.9']), ref, 0, {'step': 1})
 
 def test_lm_predict_picks_last_best_or_ema(toy, tmp_path):
-    import landmark2020.train as T
+    import landmark2020.training as T
     from landmark2020.inference import _load_runs, load_predict_config
     from landmark2020.model import load_landmark_model
     from landmark2020.core import LandmarkError

@@ -21,7 +21,7 @@ def _over(toy, out, name):
             'data.continent_ratios={Asia: 0.4, Europe: 0.3, Africa: 0.2, OTHER: 0.1}', 'model.freeze_bn=true', 'progress=false']
 
 def test_the_sampler_draws_by_the_continent_table(toy, tmp_path):
-    from landmark2020.train import load_train_config, training_table, make_sampler
+    from landmark2020.training import load_train_config, training_table, make_sampler
     from landmark2020.data import LabelMap
     cfg = load_train_config(ROOT/'configs'/'smoke.yaml', _over(toy, tmp_path, 'x'))
     table = training_table(cfg)

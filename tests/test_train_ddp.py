@@ -47,7 +47,7 @@ def test_torchrun_two_processes_equal_one_process(toy, tmp_path):
     ck = torch.load(tmp_path/'two'/'checkpoints'/'last.pth', weights_only=True)
     assert ck['step'] == torch.load(tmp_path/'one'/'checkpoints'/'last.pth', weights_only=True)['step'] == 4
     # and the weights did move: the comparison is not between two untouched initialisations
-    from landmark2020.train import load_train_config, build_model
+    from landmark2020.training import load_train_config, build_model
     from landmark2020.data import LabelMap
     from landmark2020.core import seed_everything
     cfg = load_train_config(ROOT/'configs'/'smoke.yaml', _args(toy, tmp_path, 'x')[1:])

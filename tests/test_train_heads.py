@@ -38,7 +38,7 @@ def _loss(model, xb, yb, loss_func):
 
 @pytest.mark.parametrize('name', list(CASES))
 def test_every_head_and_loss_trains(toy, tmp_path, name):
-    from landmark2020.train import (load_train_config, training_table, build_model, build_dataloaders, make_learner,
+    from landmark2020.training import (load_train_config, training_table, build_model, build_dataloaders, make_learner,
                                     class_counts)
     from landmark2020.data import LabelMap
     from landmark2020.core import seed_everything
@@ -62,7 +62,7 @@ def test_every_head_and_loss_trains(toy, tmp_path, name):
 
 def test_dynamic_margins_through_lm_train_resume_and_next_stage(toy, tmp_path):
     "lm_train computes the margins from the run's training table; resume keeps them; a next stage computes its own."
-    from landmark2020.train import load_train_config, training_table, class_counts, load_checkpoint
+    from landmark2020.training import load_train_config, training_table, class_counts, load_checkpoint
     from landmark2020.data import LabelMap
     from landmark2020.losses import dynamic_margins
     from landmark2020.model import load_landmark_model
@@ -108,7 +108,7 @@ def _chain(p):
 @pytest.mark.parametrize('path', sorted((ROOT/'configs').glob('*.yaml')), ids=lambda p: p.stem)
 def test_every_recipe_names_its_weights(path):
     "Each shipped recipe says where its weights come from (or `none`) in its own YAML chain, not by the default."
-    from landmark2020.train import load_train_config
+    from landmark2020.training import load_train_config
     named = [p for p in _chain(path) if 'pretrained' in (yaml.safe_load(p.read_text()).get('model') or {})]
     assert named, f"{path.name}: no model.pretrained"
     cfg = load_train_config(path)
@@ -117,7 +117,7 @@ def test_every_recipe_names_its_weights(path):
 
 def test_dolg_trains_saves_loads_and_predicts(toy, tmp_path):
     "A DOLG model through lm_train, reloaded from its folder (same embeddings), and predicting recognition on the toy."
-    from landmark2020.train import load_train_config, train
+    from landmark2020.training import load_train_config, train
     from landmark2020.model import load_landmark_model, DOLG
     from landmark2020.inference import predict_recognition, load_predict_config
     from landmark2020.data import LandmarkData

@@ -66,7 +66,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(toy, tmp_path):
 def test_resume_refuses_a_changed_config_and_a_finished_run_is_not_retrained(toy, tmp_path):
     r = subprocess.run(TRAIN + ['--resume', str(tmp_path/'nothing')], env=ENV, capture_output=True, text=True)
     assert r.returncode == 2 and 'not a run folder' in r.stderr
-    from landmark2020.train import resume_run
+    from landmark2020.training import resume_run
     from landmark2020.core import LandmarkError
     (tmp_path/'r').mkdir(); (tmp_path/'r'/'config.yaml').write_text('seed: 0\n')
     with pytest.raises(LandmarkError, match="only data.root"): resume_run(tmp_path/'r', ['opt.lr=1'])
