@@ -315,6 +315,8 @@ def import_cv2():
 def _detector(cv2, cfg:SpatialConfig):
     if cfg.detector == 'sift': return cv2.SIFT_create(cfg.max_keypoints, 3, 0.04, 10, 1.6, cv2.CV_8U)
     if cfg.detector == 'orb': return cv2.ORB_create(nfeatures=cfg.max_keypoints)
+    if not hasattr(cv2, 'AKAZE_create'):       # OpenCV 5 moved AKAZE out of the main module
+        raise LandmarkError(f"spatial.detector='akaze': OpenCV {cv2.__version__} has no AKAZE; use spatial.detector=sift or orb")
     return cv2.AKAZE_create()                                    # AKAZE has no keypoint budget: cut below
 
 def local_features(image, cfg:SpatialConfig|None=None):
