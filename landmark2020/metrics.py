@@ -277,13 +277,11 @@ def _array_hits(ranked, lens, items):
         relevant = np.unique(items)
         ranked = pd.Index(relevant).get_indexer(ranked.ravel()).reshape(ranked.shape)   # -1: relevant to no query
         items, top = np.searchsorted(relevant, items), len(relevant)
-    keys = np.empty(len(items) + ranked.size, np.int64)        # the ground-truth pairs, then the entries
-    keys[:len(items)] = (np.repeat(np.arange(nq), lens) * top + items) << shift
-    entry = keys[len(items):].reshape(nq, n)                   # (written in place: ten million entries are 80 MB)
-    np.add(np.arange(nq)[:, None] * top, ranked, out=entry)
-    entry <<= shift
+    truth = (np.repeat(np.arange(nq), lens) * top + items) << shift
+    entry = np.arange(nq)[:, None] * top + ranked
+    entry <<= shift                                            # (in place: ten million entries are 80 MB)
     entry += np.arange(1, n + 1)
-    entry[ranked < 0] = np.iinfo(np.int64).max                 # an empty slot: sorted last, never right after its pair
+    keys = np.concatenate([truth, entry[ranked >= 0]])         # (empty slots, and items relevant to no query, left out)
     keys.sort()
     low = keys & ((1 << shift) - 1)
     if ((keys[1:] == keys[:-1]) & (low[1:] == 0)).any():
