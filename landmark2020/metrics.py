@@ -281,7 +281,7 @@ def _array_hits(ranked, lens, items):
     entry = np.arange(nq)[:, None] * top + ranked
     entry <<= shift                                            # (in place: ten million entries are 80 MB)
     entry += np.arange(1, n + 1)
-    keys = np.concatenate([truth, entry[ranked >= 0]])         # (empty slots, and items relevant to no query, left out)
+    keys = np.concatenate([truth, entry[ranked >= 0]])         # (empty slots left out)
     keys.sort()
     low = keys & ((1 << shift) - 1)
     if ((keys[1:] == keys[:-1]) & (low[1:] == 0)).any():
