@@ -208,17 +208,17 @@ def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None):
     if max_images is not None and (lens > max_images).any():
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
-    row = np.repeat(np.arange(len(lens)), lens)                # each listed id's row
+    def row(j): return np.searchsorted(np.cumsum(lens), j, side='right')   # the row of listed id j
     ok = _matches(ids, id_pattern)
     if not ok.all():
-        j = np.flatnonzero(~ok)[0]; i = row[j]
+        j = np.flatnonzero(~ok)[0]; i = row(j)
         raise LandmarkError(f"{src(i)}: invalid index id {ids[j].as_py()!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
                             f"(expected ids matching {id_pattern} separated by single spaces)")
     if index_ids is not None:
         known = pc.is_in(ids, value_set=_strings(index_ids)).to_numpy(zero_copy_only=False)
         if not known.all():
             j = np.flatnonzero(~known)[0]
-            raise LandmarkError(f"{src(row[j])}: {ids[j].as_py()!r} is not an index image id ({(~known).sum()} such ids)")
+            raise LandmarkError(f"{src(row(j))}: {ids[j].as_py()!r} is not an index image id ({(~known).sum()} such ids)")
     return lens, ids
 
 def _check_repeats(lens, codes, distinct, src):
@@ -391,6 +391,12 @@ def _padded(lens, values, width):
     out[np.arange(width) < lens[:, None]] = values
     return out
 
+def _take_rows(lens, values, rows):
+    "The rows `rows` of `values` (`lens[i]` of them in row `i`): their lengths, and their values one row after the other."
+    n = lens[rows]
+    first = (np.cumsum(lens) - lens)[rows]                     # each taken row's first value
+    return n, values[np.repeat(first - (np.cumsum(n) - n), n) + np.arange(n.sum())]
+
 def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_all:bool=True, id_pattern:str=ID_PATTERN) -> dict:
     "Kaggle's score of `submission` (path or DataFrame) against `solution` (path or DataFrame) for `task`, per Usage split."
     _check_task(task)
@@ -398,10 +404,9 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
     sub = _parse_submission(submission, task, test_ids=sol.ids, id_pattern=id_pattern, require_all=require_all)
     splits = {'public': sol.usage == 'Public', 'private': sol.usage == 'Private', 'all': sol.usage != 'Ignored'}
     counts = {name: int(m.sum()) for name, m in splits.items()} | {'ignored': int((sol.usage == 'Ignored').sum())}
-    scored = splits['all'][sub.rows]                           # predictions for Ignored ids are dropped
     if task == 'recognition':
         out, extra = {'task': task, 'metric': 'GAP'}, {'top1': {}, 'gap_landmarks_only': {}}
-        predicted = scored & (sub.landmark >= 0)
+        predicted = splits['all'][sub.rows] & (sub.landmark >= 0)   # (predictions for Ignored ids are dropped)
         rows = sub.rows[predicted]                             # each prediction's solution row
         correct = _in_rows(sub.landmark[predicted], rows, sol.lens, sol.values)
         score, ids = sub.score[predicted], sub.ids.filter(pa.array(predicted)).to_numpy(zero_copy_only=False)
@@ -418,17 +423,16 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         out = {'task': task, 'metric': f'mAP@{k}'}
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
-        items, needed = sol.values, sol.distinct               # the index ids that some query needs, numbered
-        code = pc.index_in(sub.images, value_set=needed).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        width = max(1, min(k, int(sub.lens.max(initial=0))))
-        ranked = np.full((len(sol.lens), width), -1, np.int64)   # row i: the ranking of solution query i (-1: no hit possible)
-        ranked[sub.rows[scored]] = _padded(sub.lens, code, width)[scored]
-        hit_query, hit_rank = _array_hits(ranked, sol.lens, items)
-        sums = _ap_sums(hit_query, hit_rank, len(sol.lens))
+        code = pc.index_in(sub.images, value_set=sol.distinct).fill_null(-1).to_numpy(zero_copy_only=False)
+        ranked = _padded(sub.lens, code, max(1, min(k, int(sub.lens.max(initial=0)))))   # row j: submission row j's ranking
+        lens, relevant = _take_rows(sol.lens, sol.values, sub.rows)          # ... and its query's relevant ids
+        hit_query, hit_rank = _array_hits(ranked, lens, relevant)
+        sums = _ap_sums(hit_query, hit_rank, len(lens))
         for name, in_split in splits.items():
+            p = in_split[sub.rows]                             # the split's predictions (an Ignored query has no relevant ids)
             n_queries = int((in_split & (sol.lens > 0)).sum())
-            out[name] = _mean_ap(sums[in_split], sol.lens[in_split], n_queries, k)
-            for j, v in _precisions(hit_rank[in_split[hit_query]], n_queries, ks).items(): extra[f'precision@{j}'][name] = v
+            out[name] = _mean_ap(sums[p], lens[p], n_queries, k)
+            for j, v in _precisions(hit_rank[p[hit_query]], n_queries, ks).items(): extra[f'precision@{j}'][name] = v
     return out | extra | {'counts': counts}
 
 # %% ../nbs/02a_submission.ipynb #28772251
