@@ -61,34 +61,49 @@ def _read_table(x, cols, what):
         return {c: x[c].to_numpy(dtype=object) for c in cols}, _Src(f"{what} DataFrame", 'row', np.arange(len(x)))
     path = Path(x); raw = _read_bytes(path)
     if not raw: raise LandmarkError(f"{path}: empty file (expected the header {','.join(cols)!r})")
-    first = raw.split(b'\n', 1)[0]
+    first = raw[:raw.find(b'\n')] if b'\n' in raw else raw
     header = _decode(first, path).removesuffix('\r')
     if header != ','.join(cols): raise LandmarkError(f"{path}, line 1: bad header {header!r} (expected {','.join(cols)!r})")
     body = memoryview(raw)[len(first) + 1:]
     if b'"' in raw: return _read_quoted(_decode(raw, path), cols, path)
-    u = np.frombuffer(body, np.uint8)                          # the lines of the body: where each starts and ends
-    ends = np.flatnonzero(u == ord('\n'))
-    if len(u) and u[-1] != ord('\n'): ends = np.r_[ends, len(u)]           # a last line without its line end
-    starts = np.r_[0, ends[:-1] + 1]
-    length = ends - starts
-    if b'\r' in raw:                                           # CRLF line ends; a CR anywhere else is an error
-        length -= (length > 0) & (u[np.maximum(ends - 1, 0)] == ord('\r'))
-        cr = np.flatnonzero(u == ord('\r'))
-        cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
-        if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(ends, cr[0]) + 2}: a carriage return inside the line")
-    src = _Src(str(path), 'line', np.flatnonzero(length > 0) + 2)   # blank lines are skipped
-    if not len(src.num): return {c: pa.array([], pa.string()) for c in cols}, src
+    if b'\r' in raw: _check_carriage_returns(body, path)
+    if not len(body): return {c: pa.array([], pa.string()) for c in cols}, _Src(str(path), 'line', [])
     try: table = pacsv.read_csv(pa.py_buffer(body), read_options=pacsv.ReadOptions(column_names=list(cols)),
-                                parse_options=pacsv.ParseOptions(quote_char=False),
+                                parse_options=pacsv.ParseOptions(quote_char=False),     # (it skips blank lines)
                                 convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, strings_can_be_null=False))
     except pa.ArrowInvalid:                                    # a line with another number of fields, or not UTF-8
-        fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(u == ord(',')), ends)]) + 1
-        bad = (length > 0) & (fields != len(cols))
-        if bad.any():
-            i = np.flatnonzero(bad)[0]
-            raise LandmarkError(f"{path}, line {i + 2}: expected {len(cols)} comma-separated fields, found {fields[i]}") from None
-        _decode(raw, path); raise
-    return {c: table[c] for c in cols}, src
+        _check_fields(body, len(cols), path); _decode(raw, path); raise
+    if b'\n\n' in raw or b'\n\r\n' in raw: num = np.flatnonzero(_nonblank_lines(body)) + 2   # the lines of the rows
+    else: num = np.arange(2, table.num_rows + 2)               # (no blank line: row i is line i + 2)
+    return {c: table[c] for c in cols}, _Src(str(path), 'line', num)
+
+def _line_ends(body):
+    "Where each line of `body` ends (the last one may lack its line end), by a numpy pass over its bytes."
+    u = np.frombuffer(body, np.uint8)
+    ends = np.flatnonzero(u == ord('\n'))
+    return np.r_[ends, len(u)] if len(u) and u[-1] != ord('\n') else ends
+
+def _nonblank_lines(body):
+    "Mask of the lines of `body` that are not blank (a CRLF line end's CR is not content)."
+    u, ends = np.frombuffer(body, np.uint8), _line_ends(body)
+    length = ends - np.r_[0, ends[:-1] + 1]
+    return length - ((length > 0) & (u[np.maximum(ends - 1, 0)] == ord('\r'))) > 0
+
+def _check_carriage_returns(body, path):
+    "CRLF line ends are fine; a carriage return anywhere else is an error naming its line."
+    u = np.frombuffer(body, np.uint8)
+    cr = np.flatnonzero(u == ord('\r'))
+    cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
+    if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(_line_ends(body), cr[0]) + 2}: a carriage return inside the line")
+
+def _check_fields(body, n, path):
+    "Raise naming the first line that is not blank and has other than `n` comma-separated fields."
+    ends = _line_ends(body)
+    fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(np.frombuffer(body, np.uint8) == ord(',')), ends)]) + 1
+    bad = _nonblank_lines(body) & (fields != n)
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise LandmarkError(f"{path}, line {i + 2}: expected {n} comma-separated fields, found {fields[i]}") from None
 
 def _read_quoted(text, cols, path):
     "`_read_table` for a file with quotes, read by Python's `csv` module."
