@@ -266,6 +266,21 @@ def precision_at_k(predictions, solution, ks=(1, 5, 10, 100)) -> dict:
     return _precisions(hit_rank, n_queries, ks)
 
 # %% ../nbs/02_metrics.ipynb #bf6e8a18
+def _sorted_hits(ranked, lens, items, top, shift):
+    "`(query, rank)` of the hits of `ranked` (see `_array_hits`), by one sort of their keys."
+    nq, n = ranked.shape
+    entry = np.arange(nq)[:, None] * top + ranked
+    entry <<= shift
+    entry += np.arange(1, n + 1)
+    keys = np.concatenate([(np.repeat(np.arange(nq), lens) * top + items) << shift, entry[ranked >= 0]])   # (empty slots left out)
+    keys.sort()
+    step = np.diff(keys)                                       # 0 only between two equal ground-truth keys
+    if (step == 0).any(): raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
+    after_truth = (keys[:-1] & ((1 << shift) - 1)) == 0        # the key before is a ground-truth pair's
+    hit = np.flatnonzero(after_truth & (step <= n))            # ... and this one is its entry (at rank step - 1)
+    query_rank = np.sort((keys[hit + 1] >> shift) // top * n + step[hit] - 1)
+    return query_rank // n, query_rank % n
+
 def _array_hits(ranked, lens, items):
     """`(query, rank)` of the hits of a `(Q, n)` integer matrix `ranked` (< 0: an empty slot), sorted by query and
     rank; query q's relevant items are the next `lens[q]` values of `items` (>= 0)."""
@@ -277,20 +292,13 @@ def _array_hits(ranked, lens, items):
         relevant = np.unique(items)
         ranked = pd.Index(relevant).get_indexer(ranked.ravel()).reshape(ranked.shape)   # -1: relevant to no query
         items, top = np.searchsorted(relevant, items), len(relevant)
-    keys = np.empty(len(items) + ranked.size, np.int64)        # the ground-truth pairs, then the entries
-    keys[:len(items)] = (np.repeat(np.arange(nq), lens) * top + items) << shift
-    entry = keys[len(items):].reshape(nq, n)                   # (written in place: ten million entries are 80 MB)
-    np.add(np.arange(nq)[:, None] * top, ranked, out=entry)
-    entry <<= shift
-    entry += np.arange(1, n + 1)
-    entry[ranked < 0] = np.iinfo(np.int64).max                 # an empty slot: sorted last, never right after its pair
-    keys.sort()
-    low = keys & ((1 << shift) - 1)
-    if ((keys[1:] == keys[:-1]) & (low[1:] == 0)).any():
-        raise LandmarkError("map_at_k_arrays: a query lists the same relevant index position twice")
-    hit = np.flatnonzero((low[1:] > 0) & (keys[:-1] == keys[1:] - low[1:])) + 1    # right after its own ground-truth key
-    query_rank = np.sort((keys[hit] >> shift) // top * n + low[hit] - 1)
-    return query_rank // n, query_rank % n
+    start, block = np.r_[0, np.cumsum(lens)], max(1, (1 << 18) // n)
+    queries, ranks = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for s in range(0, nq, block):                              # blocks of queries (whose keys never mix): small temporaries
+        e = min(s + block, nq)
+        q, r = _sorted_hits(ranked[s:e], lens[s:e], items[start[s]:start[e]], top, shift)
+        queries.append(q + s); ranks.append(r)
+    return np.concatenate(queries), np.concatenate(ranks)
 
 def _gt_arrays(gt):
     "`(lens, items)` of per-query relevant positions: a list of arrays (or lists), or a `(Q, m)` array padded with -1."

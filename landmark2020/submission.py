@@ -60,34 +60,49 @@ def _read_table(x, cols, what):
         return {c: x[c].to_numpy(dtype=object) for c in cols}, _Src(f"{what} DataFrame", 'row', np.arange(len(x)))
     path = Path(x); raw = _read_bytes(path)
     if not raw: raise LandmarkError(f"{path}: empty file (expected the header {','.join(cols)!r})")
-    first = raw.split(b'\n', 1)[0]
+    first = raw[:raw.find(b'\n')] if b'\n' in raw else raw
     header = _decode(first, path).removesuffix('\r')
     if header != ','.join(cols): raise LandmarkError(f"{path}, line 1: bad header {header!r} (expected {','.join(cols)!r})")
     body = memoryview(raw)[len(first) + 1:]
     if b'"' in raw: return _read_quoted(_decode(raw, path), cols, path)
-    u = np.frombuffer(body, np.uint8)                          # the lines of the body: where each starts and ends
-    ends = np.flatnonzero(u == ord('\n'))
-    if len(u) and u[-1] != ord('\n'): ends = np.r_[ends, len(u)]           # a last line without its line end
-    starts = np.r_[0, ends[:-1] + 1]
-    length = ends - starts
-    if b'\r' in raw:                                           # CRLF line ends; a CR anywhere else is an error
-        length -= (length > 0) & (u[np.maximum(ends - 1, 0)] == ord('\r'))
-        cr = np.flatnonzero(u == ord('\r'))
-        cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
-        if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(ends, cr[0]) + 2}: a carriage return inside the line")
-    src = _Src(str(path), 'line', np.flatnonzero(length > 0) + 2)   # blank lines are skipped
-    if not len(src.num): return {c: pa.array([], pa.string()) for c in cols}, src
+    if b'\r' in raw: _check_carriage_returns(body, path)
+    if not len(body): return {c: pa.array([], pa.string()) for c in cols}, _Src(str(path), 'line', [])
     try: table = pacsv.read_csv(pa.py_buffer(body), read_options=pacsv.ReadOptions(column_names=list(cols)),
-                                parse_options=pacsv.ParseOptions(quote_char=False),
+                                parse_options=pacsv.ParseOptions(quote_char=False),     # (it skips blank lines)
                                 convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, strings_can_be_null=False))
     except pa.ArrowInvalid:                                    # a line with another number of fields, or not UTF-8
-        fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(u == ord(',')), ends)]) + 1
-        bad = (length > 0) & (fields != len(cols))
-        if bad.any():
-            i = np.flatnonzero(bad)[0]
-            raise LandmarkError(f"{path}, line {i + 2}: expected {len(cols)} comma-separated fields, found {fields[i]}") from None
-        _decode(raw, path); raise
-    return {c: table[c] for c in cols}, src
+        _check_fields(body, len(cols), path); _decode(raw, path); raise
+    if b'\n\n' in raw or b'\n\r\n' in raw: num = np.flatnonzero(_nonblank_lines(body)) + 2   # the lines of the rows
+    else: num = np.arange(2, table.num_rows + 2)               # (no blank line: row i is line i + 2)
+    return {c: table[c] for c in cols}, _Src(str(path), 'line', num)
+
+def _line_ends(body):
+    "Where each line of `body` ends (the last one may lack its line end), by a numpy pass over its bytes."
+    u = np.frombuffer(body, np.uint8)
+    ends = np.flatnonzero(u == ord('\n'))
+    return np.r_[ends, len(u)] if len(u) and u[-1] != ord('\n') else ends
+
+def _nonblank_lines(body):
+    "Mask of the lines of `body` that are not blank (a CRLF line end's CR is not content)."
+    u, ends = np.frombuffer(body, np.uint8), _line_ends(body)
+    length = ends - np.r_[0, ends[:-1] + 1]
+    return length - ((length > 0) & (u[np.maximum(ends - 1, 0)] == ord('\r'))) > 0
+
+def _check_carriage_returns(body, path):
+    "CRLF line ends are fine; a carriage return anywhere else is an error naming its line."
+    u = np.frombuffer(body, np.uint8)
+    cr = np.flatnonzero(u == ord('\r'))
+    cr = cr[(cr + 1 < len(u)) & (u[np.minimum(cr + 1, len(u) - 1)] != ord('\n'))]
+    if len(cr): raise LandmarkError(f"{path}, line {np.searchsorted(_line_ends(body), cr[0]) + 2}: a carriage return inside the line")
+
+def _check_fields(body, n, path):
+    "Raise naming the first line that is not blank and has other than `n` comma-separated fields."
+    ends = _line_ends(body)
+    fields = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(np.frombuffer(body, np.uint8) == ord(',')), ends)]) + 1
+    bad = _nonblank_lines(body) & (fields != n)
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise LandmarkError(f"{path}, line {i + 2}: expected {n} comma-separated fields, found {fields[i]}") from None
 
 def _read_quoted(text, cols, path):
     "`_read_table` for a file with quotes, read by Python's `csv` module."
@@ -207,17 +222,17 @@ def _id_lists(cells, src, what, id_pattern, max_images=None, index_ids=None):
     if max_images is not None and (lens > max_images).any():
         i = np.flatnonzero(lens > max_images)[0]
         raise LandmarkError(f"{src(i)}: {lens[i]} index ids in the {what} cell (at most {max_images} allowed)")
-    row = np.repeat(np.arange(len(lens)), lens)                # each listed id's row
+    def row(j): return np.searchsorted(np.cumsum(lens), j, side='right')   # the row of listed id j
     ok = _matches(ids, id_pattern)
     if not ok.all():
-        j = np.flatnonzero(~ok)[0]; i = row[j]
+        j = np.flatnonzero(~ok)[0]; i = row(j)
         raise LandmarkError(f"{src(i)}: invalid index id {ids[j].as_py()!r} at position {j - (np.cumsum(lens) - lens)[i] + 1} of the {what} cell "
                             f"(expected ids matching {id_pattern} separated by single spaces)")
     if index_ids is not None:
         known = pc.is_in(ids, value_set=_strings(index_ids)).to_numpy(zero_copy_only=False)
         if not known.all():
             j = np.flatnonzero(~known)[0]
-            raise LandmarkError(f"{src(row[j])}: {ids[j].as_py()!r} is not an index image id ({(~known).sum()} such ids)")
+            raise LandmarkError(f"{src(row(j))}: {ids[j].as_py()!r} is not an index image id ({(~known).sum()} such ids)")
     return lens, ids
 
 def _check_repeats(lens, codes, distinct, src):
@@ -390,6 +405,12 @@ def _padded(lens, values, width):
     out[np.arange(width) < lens[:, None]] = values
     return out
 
+def _take_rows(lens, values, rows):
+    "The rows `rows` of `values` (`lens[i]` of them in row `i`): their lengths, and their values one row after the other."
+    n = lens[rows]
+    first = (np.cumsum(lens) - lens)[rows]                     # each taken row's first value
+    return n, values[np.repeat(first - (np.cumsum(n) - n), n) + np.arange(n.sum())]
+
 def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_all:bool=True, id_pattern:str=ID_PATTERN) -> dict:
     "Kaggle's score of `submission` (path or DataFrame) against `solution` (path or DataFrame) for `task`, per Usage split."
     _check_task(task)
@@ -397,10 +418,9 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
     sub = _parse_submission(submission, task, test_ids=sol.ids, id_pattern=id_pattern, require_all=require_all)
     splits = {'public': sol.usage == 'Public', 'private': sol.usage == 'Private', 'all': sol.usage != 'Ignored'}
     counts = {name: int(m.sum()) for name, m in splits.items()} | {'ignored': int((sol.usage == 'Ignored').sum())}
-    scored = splits['all'][sub.rows]                           # predictions for Ignored ids are dropped
     if task == 'recognition':
         out, extra = {'task': task, 'metric': 'GAP'}, {'top1': {}, 'gap_landmarks_only': {}}
-        predicted = scored & (sub.landmark >= 0)
+        predicted = splits['all'][sub.rows] & (sub.landmark >= 0)   # (predictions for Ignored ids are dropped)
         rows = sub.rows[predicted]                             # each prediction's solution row
         correct = _in_rows(sub.landmark[predicted], rows, sol.lens, sol.values)
         score, ids = sub.score[predicted], sub.ids.filter(pa.array(predicted)).to_numpy(zero_copy_only=False)
@@ -417,17 +437,16 @@ def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_a
         out = {'task': task, 'metric': f'mAP@{k}'}
         ks = tuple(sorted({1, 5, 10, k}))
         extra = {f'precision@{j}': {} for j in ks}
-        items, needed = sol.values, sol.distinct               # the index ids that some query needs, numbered
-        code = pc.index_in(sub.images, value_set=needed).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        width = max(1, min(k, int(sub.lens.max(initial=0))))
-        ranked = np.full((len(sol.lens), width), -1, np.int64)   # row i: the ranking of solution query i (-1: no hit possible)
-        ranked[sub.rows[scored]] = _padded(sub.lens, code, width)[scored]
-        hit_query, hit_rank = _array_hits(ranked, sol.lens, items)
-        sums = _ap_sums(hit_query, hit_rank, len(sol.lens))
+        code = pc.index_in(sub.images, value_set=sol.distinct).fill_null(-1).to_numpy(zero_copy_only=False)
+        ranked = _padded(sub.lens, code, max(1, min(k, int(sub.lens.max(initial=0)))))   # row j: submission row j's ranking
+        lens, relevant = _take_rows(sol.lens, sol.values, sub.rows)          # ... and its query's relevant ids
+        hit_query, hit_rank = _array_hits(ranked, lens, relevant)
+        sums = _ap_sums(hit_query, hit_rank, len(lens))
         for name, in_split in splits.items():
+            p = in_split[sub.rows]                             # the split's predictions (an Ignored query has no relevant ids)
             n_queries = int((in_split & (sol.lens > 0)).sum())
-            out[name] = _mean_ap(sums[in_split], sol.lens[in_split], n_queries, k)
-            for j, v in _precisions(hit_rank[in_split[hit_query]], n_queries, ks).items(): extra[f'precision@{j}'][name] = v
+            out[name] = _mean_ap(sums[p], lens[p], n_queries, k)
+            for j, v in _precisions(hit_rank[p[hit_query]], n_queries, ks).items(): extra[f'precision@{j}'][name] = v
     return out | extra | {'counts': counts}
 
 # %% ../nbs/02a_submission.ipynb #28772251
