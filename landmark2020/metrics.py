@@ -10,7 +10,8 @@ import pandas as pd
 from .core import LandmarkError
 
 # %% auto #0
-__all__ = ['TASKS', 'USAGES', 'MAX_IMAGES', 'gap_arrays', 'gap', 'top1_accuracy', 'map_at_k', 'precision_at_k', 'map_at_k_arrays']
+__all__ = ['TASKS', 'USAGES', 'MAX_IMAGES', 'gap_arrays', 'gap', 'top1_accuracy', 'check_k', 'map_at_k', 'precision_at_k',
+           'map_at_k_arrays']
 
 # %% ../nbs/02_metrics.ipynb #595366a3
 TASKS = ('recognition', 'retrieval')
@@ -254,8 +255,15 @@ def _retrieval(predictions, solution, k):
     hit_query, hit_rank = _list_hits(ranked_lists, rows, lens, flat, k, sol_ids)
     return _ap_sums(hit_query, hit_rank, len(ids)), lens[rows], hit_rank, int((lens > 0).sum())
 
+def check_k(k, what:str='k') -> int:
+    "`k` as an int, or a `LandmarkError` unless it is a whole number >= 1 (a cut-off of 0 or -3 has no meaning)."
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise LandmarkError(f"{what} must be a whole number >= 1, got {k!r}")
+    return int(k)
+
 def map_at_k(predictions, solution, k:int=100) -> float:
     "Kaggle's mAP@k of retrieval `predictions` (query id -> ranked index ids) against `solution` (query id -> relevant index ids)."
+    k = check_k(k)
     sums, n_relevant, hit_rank, n_queries = _retrieval(predictions, solution, k)
     return _mean_ap(sums, n_relevant, n_queries, k)
 
@@ -310,6 +318,7 @@ def _gt_arrays(gt):
 
 def map_at_k_arrays(ranked, gt, k:int=100) -> float:
     "mAP@k of a `(Q, n)` array of ranked index positions against per-query relevant positions `gt`."
+    k = check_k(k)
     ranked = np.asarray(ranked)
     if ranked.ndim != 2 or ranked.dtype.kind not in 'iu':
         raise LandmarkError(f"map_at_k_arrays: ranked must be a 2-D integer array (queries x ranks), got {ranked.dtype} {ranked.shape}")

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from .core import LandmarkError, cli_main, Arg, ID_PATTERN, atomic_write
-from .metrics import TASKS, USAGES, MAX_IMAGES, _gap, _in_rows, _ap_sums, _mean_ap, _precisions, _array_hits, _is_missing
+from .metrics import check_k, TASKS, USAGES, MAX_IMAGES, _gap, _in_rows, _ap_sums, _mean_ap, _precisions, _array_hits, _is_missing
 
 # %% auto #0
 __all__ = ['read_solution', 'read_submission', 'validate_submission', 'validate_recognition_submission',
@@ -362,6 +362,10 @@ def write_recognition_submission(predictions, path, test_ids=None, gzip:bool=Fal
     has = lm.notna().to_numpy()
     try: lmi = lm[has].astype(np.int64)
     except (TypeError, ValueError, OverflowError) as e: raise LandmarkError(f"predictions: landmark_id must be integers ({e})") from None
+    frac = pd.to_numeric(lm[has], errors='coerce').to_numpy(dtype=np.float64) != lmi.to_numpy(dtype=np.float64)
+    if frac.any():                                                  # 1.7 would otherwise be written as 1
+        i = np.flatnonzero(has)[np.flatnonzero(frac)[0]]
+        raise LandmarkError(f"{src(i)}: landmark_id {lm.iloc[i]} of id {ids[i]!r} is not a whole number")
     if (lmi < 0).any():
         i = np.flatnonzero(has)[np.flatnonzero((lmi < 0).to_numpy())[0]]
         raise LandmarkError(f"{src(i)}: landmark_id {lm.iloc[i]} is negative (use a missing value for 'no prediction')")
@@ -414,6 +418,7 @@ def _take_rows(lens, values, rows):
 def score_submission(submission, solution, task:str, k:int=MAX_IMAGES, require_all:bool=True, id_pattern:str=ID_PATTERN) -> dict:
     "Kaggle's score of `submission` (path or DataFrame) against `solution` (path or DataFrame) for `task`, per Usage split."
     _check_task(task)
+    k = check_k(k, 'k (the retrieval cut-off)')
     sol = _parse_solution(solution, task, id_pattern)
     sub = _parse_submission(submission, task, test_ids=sol.ids, id_pattern=id_pattern, require_all=require_all)
     splits = {'public': sol.usage == 'Public', 'private': sol.usage == 'Private', 'all': sol.usage != 'Ignored'}

@@ -251,3 +251,29 @@ def test_run_named_like_an_override_and_a_damaged_cache(work, toy, run):
     assert not (work/'sub2.csv').exists()
     r = cli('lm_predict', odd, '--data', toy, '--out', work/'sub2.csv', '--cache', work/'cache', '--quiet', env=dict(ENV, LM_DEBUG='1'))
     assert r.returncode == 2 and 'Traceback' in r.stderr                          # LM_DEBUG=1 shows where it came from
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scoring and writing: a cut-off that means nothing, a landmark id that is not a whole number
+
+def test_score_k_must_be_positive(tmp_path):
+    sol, sub = tmp_path/'solution.csv', tmp_path/'submission.csv'
+    sol.write_text('id,images,Usage\n0123456789abcdef,00000000000000aa,Public\n')
+    sub.write_text('id,images\n0123456789abcdef,00000000000000aa\n')
+    ok = subprocess.run([str(BIN/'lm_score'), str(sub), str(sol), '--task', 'retrieval', '--k', '1'], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    for k in ('0', '-3'):
+        r = subprocess.run([str(BIN/'lm_score'), str(sub), str(sol), '--task', 'retrieval', '--k', k], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stdout == '', (k, r.stdout, r.stderr)
+        lines = [l for l in r.stderr.splitlines() if l.startswith('error:')]
+        assert len(lines) == 1 and 'k (the retrieval cut-off) must be a whole number >= 1' in lines[0], r.stderr
+
+def test_writer_refuses_fractional_landmark_id(tmp_path):
+    import pandas as pd
+    from landmark2020.core import LandmarkError
+    from landmark2020.submission import write_recognition_submission
+    out = tmp_path/'sub.csv'
+    with pytest.raises(LandmarkError, match=r"row 1: landmark_id 1.7 of id '0000000000000002' is not a whole number"):
+        write_recognition_submission(pd.DataFrame({'id': ['0000000000000001', '0000000000000002'],
+                                                   'landmark_id': [3.0, 1.7], 'score': [0.9, 0.5]}), out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
