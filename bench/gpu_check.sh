@@ -40,7 +40,9 @@ CUDA=$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/nul
 echo "gpu_check: dry_run=$DRY cuda=$CUDA python=$PY" >&2
 
 # 1. the `#| cuda` notebook cells ------------------------------------------------------------------------------------
-NBS=$(grep -l '#| cuda' nbs/*.ipynb 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.ipynb$//' | tr '\n' ' ')
+NBS=$("$PY" -c 'import json, glob, os
+print(" ".join(os.path.basename(f)[:-6] for f in sorted(glob.glob("nbs/*.ipynb"))
+               if any(c["cell_type"] == "code" and "".join(c["source"]).lstrip().startswith("#| cuda") for c in json.load(open(f))["cells"])))' 2>/dev/null)
 K=$(echo $NBS | sed 's/ / or /g')
 if [ -z "$NBS" ]; then row "notebooks with cuda-flagged cells" "-" "no notebook has cuda-flagged cells" "" "" ""
 elif [ "$CUDA" = 1 ]; then
