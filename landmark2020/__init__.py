@@ -21,7 +21,7 @@ _API = {
     'create_head': 'losses', 'create_loss': 'losses',
     'create_landmark_model': 'model', 'load_landmark_model': 'model', 'save_landmark_model': 'model',
     # 06 train, 07 rerank, 08 inference
-    'load_train_config': 'training', 'train': 'training', 'resume_run': 'training', 'knn': 'rerank',
+    'load_train_config': 'config', 'train': 'training', 'resume_run': 'training', 'knn': 'rerank',
     'load_predict_config': 'inference', 'extract_embeddings': 'inference', 'load_embeddings': 'inference',
     'predict_recognition': 'inference', 'predict_retrieval': 'inference',
     # 09 package, 09a kaggle

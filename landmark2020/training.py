@@ -27,165 +27,20 @@ from .data import (LandmarkData, LabelMap, split_holdout, aspect_group, build_su
                                filter_min_images)
 from .metrics import gap_arrays, map_at_k_arrays
 from .losses import create_loss
-from .model import create_landmark_model, save_landmark_model, transfer_head_rows, freeze_bn, landmark_splitter
+from .model import resolve_pretrained, create_landmark_model, save_landmark_model, transfer_head_rows, freeze_bn, landmark_splitter
+from .config import (DataConfig, ModelConfig, LossConfig, OptConfig, TrainConfig, validate_config,
+                                 load_train_config, BEST_MODES, head_config, _check, _DYNAMIC)
 from .loaders import (CONTINENT_RATIOS, EpochSampler, RandomSampler, SequentialSampler, BalancedSampler,
                                   GLDSampler, LandmarkBatchSampler, group_sizes, GROUP_BINS, make_transform,
                                   unreadable_counter, LandmarkDataset, collate_skip, make_loader)
 
 # %% auto #0
-__all__ = ['BEST_MODES', 'RESUME_OVERRIDES', 'DataConfig', 'ModelConfig', 'LossConfig', 'OptConfig', 'TrainConfig',
-           'validate_config', 'load_train_config', 'head_config', 'unwrap', 'TrainState', 'MarginLabels',
-           'warmup_cosine', 'WarmupCosine', 'GradAccum', 'NonFiniteLoss', 'NonFiniteStop', 'AmpClip', 'amp_dtype',
-           'DDPCallback', 'EmbeddingEval', 'GAPMetric', 'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint',
-           'plot_curves', 'Checkpointer', 'BestKeep', 'EMAWeights', 'extra_callbacks', 'training_table',
-           'LandmarkLearner', 'class_counts', 'build_model', 'make_sampler', 'build_dataloaders', 'read_continents',
-           'continent_column', 'dist_info', 'make_learner', 'imprint_head', 'run_folder', 'train', 'resume_run',
-           'lm_train', 'config_keys']
-
-# %% ../nbs/06_train.ipynb #9c11ea6b
-@dataclass
-class DataConfig:
-    "Where the images are and how batches are drawn."
-    root: str = ''                 # dataset folder (GLDv2 / Kaggle layout, or a toy built by `lm_toy`)
-    index: str|None = None         # an index file from `lm_index` (Parquet); built on the fly (cached in the run) when None
-    subset: Literal['clean','c2x','full','all'] = 'clean'   # the 2021 2nd-place staged subsets
-    min_per_class: int = 2         # drop landmarks with fewer training images
-    holdout: int = 1               # images per landmark held out for validation (0: no validation)
-    max_valid: int = 2000          # at most this many held-out queries are scored per epoch
-    max_gallery: int = 5000        # at most this many training images form the validation gallery
-    size: int = 224                # square training size; the long side follows for aspect groups
-    aspect_groups: Literal[0,3,5] = 0  # 0: square; 3 or 5: batches of one aspect group, per-group sizes (2019 solution)
-    sampler: Literal['random','balanced','gld'] = 'random'  # gld = 2021 continent-aware, clean/noisy mix
-    clean_frac: float = 0.66       # gld sampler: share of clean images within each continent
-    continents: str|None = None    # CSV landmark_id,continent: what the gld sampler draws by (required by sampler: gld)
-    continent_ratios: dict = field(default_factory=lambda: dict(CONTINENT_RATIOS))  # gld sampler: share of each continent
-    augment: Literal['none','soft','middle','flip_pad_crop_erase','shift_scale_rotate_cutout'] = 'soft'
-    draft: bool = True             # reduced-size JPEG decode (data.open_image)
-    batch_size: int = 32           # global batch (split over DDP processes)
-    workers: int = 0               # DataLoader worker processes
-
-@dataclass
-class ModelConfig:
-    "What `create_landmark_model` builds."
-    arch: str = 'resnet50'         # any timm backbone name
-    pretrained: str|None = 'timm'  # none (random init, on purpose), timm (the arch's default timm tag), timm:TAG, ARCH.TAG (from the HF cache), an alias, a file or folder; never a download
-    emb_dim: int = 512
-    head: str = 'arcface'          # a `losses.create_head` name
-    s: float|None = None           # head scale (None: the head's default; AdaCos: its starting scale)
-    m: float|None = None           # margin (None: the head's default; only arcface/cosface/subcenter take one)
-    margins: Literal['fixed','dynamic'] = 'fixed'     # dynamic: per-class margins from the class counts of the run's training table
-    head_kwargs: dict = field(default_factory=dict)   # more head arguments (k for sub-centre; m_min, m_max, lam or a, b for dynamic margins)
-    kwargs: dict = field(default_factory=dict)        # extra `create_landmark_model` arguments (dropout, p, ...)
-    freeze_bn: bool = False        # freeze every BatchNorm (final high-resolution stage)
-    neck_init: Literal['xavier','identity'] = 'xavier'   # identity: the first embedding is the pretrained descriptor (emb_dim = backbone width)
-    imprint: bool = False          # start the head from the class means of the training embeddings (weight imprinting; every class, also rows copied by init_from)
-    sync_bn: bool = False          # SyncBatchNorm under DDP (CUDA only)
-
-@dataclass
-class LossConfig:
-    "The loss on the head's logits."
-    name: str = 'ce'               # a `losses.create_loss` name (ce, focal)
-    label_smoothing: float = 0.0
-    kwargs: dict = field(default_factory=dict)
-
-@dataclass
-class OptConfig:
-    "Optimizer and schedule (stepped every optimizer step)."
-    optimizer: Literal['sgd','adamw','adam'] = 'sgd'
-    lr: float = 1e-3
-    momentum: float = 0.9
-    wd: float = 1e-5
-    epochs: int = 5
-    warmup_epochs: float = 0.0     # linear warmup from lr*warmup_init
-    warmup_init: float = 0.01
-    lr_min: float = 3e-6           # cosine floor (absolute)
-    accum: int = 1                 # gradient accumulation: optimizer step every `accum` batches
-    clip: float|None = None        # max gradient norm
-    head_lr_mult: float = 1.0      # learning rate of pooling + neck + head = lr x this (the backbone gets lr)
-    precision: Literal['auto','fp32','fp16','bf16'] = 'auto'  # auto: bf16/fp16 on CUDA, fp32 on CPU
-
-@dataclass
-class TrainConfig:
-    "Everything that defines a training run."
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    opt: OptConfig = field(default_factory=OptConfig)
-    seed: int = 0
-    out: str = 'runs'              # run folders go to out/name
-    name: str|None = None          # default: the config file's stem
-    init_from: str|None = None     # a previous stage's run folder (class rows copied by landmark id)
-    ckpt_every: int = 0            # also checkpoint every N optimizer steps (0: epoch ends only)
-    device: str|None = None        # None: core.get_device()
-    progress: bool = True          # fastai progress bars
-    max_steps: int = 0             # stop after this many optimizer steps in total (0: no limit; tests, benches)
-    best_metric: str|None = 'gap'  # checkpoints/best.pth + model_best/ when this validation metric improves (gap, map@100: higher; valid_loss: lower; none: off)
-    keep_last: int = 0             # also keep checkpoints/epoch_NNN.pth of the last n epochs (0: only last.pth)
-    ema: float = 0.0               # decay of an EMA of the weights (timm ModelEmaV3, e.g. 0.999; 0: off): model_ema/, in every checkpoint
-    ema_warmup: bool = False       # ModelEmaV3's decay warmup (1 - (1 + step)^-2/3, capped at `ema`)
-
-# %% ../nbs/06_train.ipynb #5c2e09bd
-def _check(ok, key, msg):
-    if not ok: raise LandmarkError(f"config key {key!r}: {msg}")
-
-def validate_config(cfg:TrainConfig) -> TrainConfig:
-    "Check value ranges that the types cannot express; errors name the key."
-    d, m, o = cfg.data, cfg.model, cfg.opt
-    _check(d.size >= 16, 'data.size', f'must be >= 16, got {d.size}')
-    _check(d.batch_size >= 1, 'data.batch_size', f'must be >= 1, got {d.batch_size}')
-    _check(d.holdout >= 0, 'data.holdout', f'must be >= 0, got {d.holdout}')
-    _check(d.min_per_class >= 1, 'data.min_per_class', f'must be >= 1, got {d.min_per_class}')
-    _check(0 <= d.clean_frac <= 1, 'data.clean_frac', f'must be in [0, 1], got {d.clean_frac}')
-    _check(d.workers >= 0, 'data.workers', f'must be >= 0, got {d.workers}')
-    for k, v in d.continent_ratios.items():
-        _check(isinstance(v, (int, float)) and v >= 0, f'data.continent_ratios.{k}', f'must be a number >= 0, got {v!r}')
-    _check(d.sampler != 'gld' or d.continents, 'data.continents', "sampler 'gld' draws by continent: give a CSV landmark_id,continent (lm_toy writes train_landmark_continent.csv)")
-    _check(m.emb_dim >= 1, 'model.emb_dim', f'must be >= 1, got {m.emb_dim}')
-    _check(o.lr > 0, 'opt.lr', f'must be > 0, got {o.lr}')
-    _check(o.epochs >= 1, 'opt.epochs', f'must be >= 1, got {o.epochs}')
-    _check(0 <= o.warmup_epochs <= o.epochs, 'opt.warmup_epochs', f'must be in [0, epochs], got {o.warmup_epochs}')
-    _check(o.accum >= 1, 'opt.accum', f'must be >= 1, got {o.accum}')
-    _check(o.clip is None or o.clip > 0, 'opt.clip', f'must be > 0 or null, got {o.clip}')
-    _check(cfg.ckpt_every >= 0, 'ckpt_every', f'must be >= 0, got {cfg.ckpt_every}')
-    head_config(m)
-    _check(str(cfg.best_metric).lower() == 'none' or cfg.best_metric in BEST_MODES, 'best_metric', f"one of {', '.join(BEST_MODES)} or none, got {cfg.best_metric!r}")
-    _check(cfg.keep_last >= 0, 'keep_last', f'must be >= 0, got {cfg.keep_last}')
-    _check(0 <= cfg.ema < 1, 'ema', f'must be in [0, 1) (0: off), got {cfg.ema}')
-    return cfg
-
-def load_train_config(path=None, overrides=(), **kwargs) -> TrainConfig:
-    "A validated `TrainConfig` from YAML `path` (with `base:`), `kwargs`, then `key=value` `overrides`."
-    cfg = load_config(TrainConfig, path, overrides, **kwargs)
-    if cfg.name is None and path is not None: cfg.name = Path(path).stem
-    return validate_config(cfg)
-
-# %% ../nbs/06_train.ipynb #1fc88725
-from .losses import head_args
-from .model import resolve_pretrained
-
-BEST_MODES = {'gap': max, 'map@100': max, 'valid_loss': min}   # validation metrics best.pth can follow
-_DYNAMIC = ('m_min', 'm_max', 'lam', 'a', 'b')
-
-def head_config(m:ModelConfig, class_counts=None) -> dict:
-    "The head arguments of model config `m` (`s`, `m` when set, `head_kwargs`, and `class_counts` for dynamic margins); a key the head does not take is an error naming the head and the key."
-    kw = {**({'s': m.s} if m.s is not None else {}), **({'m': m.m} if m.m is not None else {})}
-    where = {k: f'model.{k}' for k in kw}
-    for k, v in m.head_kwargs.items():
-        _check(k not in kw, f'model.head_kwargs.{k}', f'is also set as model.{k}')
-        kw[k], where[k] = v, f'model.head_kwargs.{k}'
-    try: known = head_args(m.head)
-    except LandmarkError as e: raise LandmarkError(f"config key 'model.head': {e}") from None
-    for k in kw: _check(k in known, where[k], f"head {m.head!r} does not take {k!r} (it takes: {', '.join(known)}); remove the key"
-                                              + (" or set it to null" if k in ('s', 'm') else ''))
-    _check('class_counts' not in kw, 'model.head_kwargs.class_counts', 'set model.margins: dynamic instead (the counts come from the training table)')
-    dyn = [k for k in _DYNAMIC if k in kw]
-    if m.margins == 'dynamic':
-        _check('class_counts' in known, 'model.margins', f"head {m.head!r} has no per-class margins (use arcface, cosface or subcenter)")
-        _check('m' not in kw, where.get('m', 'model.m'), 'is not used with model.margins: dynamic (set m_min/m_max/lam or a/b in model.head_kwargs)')
-        _check(('a' in kw) == ('b' in kw), 'model.head_kwargs.' + ('b' if 'a' in kw else 'a'), 'dynamic margins need both a and b (or neither: m_min/m_max)')
-        if class_counts is not None: kw['class_counts'] = class_counts
-    else: _check(not dyn, where.get(dyn[0]) if dyn else '', 'is only used with model.margins: dynamic')
-    return kw
+__all__ = ['RESUME_OVERRIDES', 'unwrap', 'TrainState', 'MarginLabels', 'warmup_cosine', 'WarmupCosine', 'GradAccum',
+           'NonFiniteLoss', 'NonFiniteStop', 'AmpClip', 'amp_dtype', 'DDPCallback', 'EmbeddingEval', 'GAPMetric',
+           'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint', 'plot_curves', 'Checkpointer', 'BestKeep',
+           'EMAWeights', 'extra_callbacks', 'training_table', 'LandmarkLearner', 'class_counts', 'build_model',
+           'make_sampler', 'build_dataloaders', 'read_continents', 'continent_column', 'dist_info', 'make_learner',
+           'imprint_head', 'run_folder', 'train', 'resume_run', 'lm_train', 'config_keys']
 
 # %% ../nbs/06_train.ipynb #6562596b
 def unwrap(model:nn.Module) -> nn.Module:

@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT/'landmark2020'
-ORDER = ['core', 'stack', 'data', 'toy', 'metrics', 'submission', 'losses', 'model', 'loaders', 'training', 'rerank', 'inference',
+ORDER = ['core', 'stack', 'data', 'toy', 'metrics', 'submission', 'losses', 'model', 'loaders', 'config', 'training', 'rerank', 'inference',
          'package', 'kaggle', 'demo']
 
 def _imported(path):

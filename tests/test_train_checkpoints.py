@@ -9,10 +9,6 @@ from fastai.callback.core import Callback
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
-@pytest.fixture(scope='module')
-def toy(tmp_path_factory):
-    from landmark2020.toy import make_toy_gldv2
-    return make_toy_gldv2(tmp_path_factory.mktemp('toy')/'toy', seed=0)
 
 def _cfg(toy, out, name, *extra):
     from landmark2020.training import load_train_config

@@ -10,10 +10,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', HF_HUB_OFFLINE='1', PYTHONHASHSEED='0')
 LM_TRAIN = str(Path(sys.executable).parent/'lm_train')
 
-@pytest.fixture(scope='module')
-def toy(tmp_path_factory):
-    from landmark2020.toy import make_toy_gldv2
-    return make_toy_gldv2(tmp_path_factory.mktemp('toy')/'toy', seed=0)
 
 def _over(toy, out, name):
     return [f'data.root={toy}', f'out={out}', f'name={name}', 'opt.epochs=1', 'data.size=48', 'data.batch_size=8',

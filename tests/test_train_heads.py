@@ -10,10 +10,6 @@ SMOKE = ROOT/'configs'/'smoke.yaml'
 ENV = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1')
 torch.set_num_threads(1)      # tiny models: threads only add overhead on a shared CPU
 
-@pytest.fixture(scope='module')
-def toy(tmp_path_factory):
-    from landmark2020.toy import make_toy_gldv2
-    return make_toy_gldv2(tmp_path_factory.mktemp('toy')/'toy', seed=0)
 
 FULL = ['data.subset=full', 'data.min_per_class=1']   # the toy's 'full' subset has classes of 5 and 6 images
 CASES = {   # id: overrides
