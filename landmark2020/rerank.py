@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.meta import delegates
 from .core import LandmarkError, import_faiss, get_device, atomic_path, get_logger
 
 # %% auto #0
@@ -200,14 +201,16 @@ def weighted_expand(x, database, sims, idx, alpha:float=3., n:int=10, include_se
         out[a:a + chunk] = (_f32(x[a:a + chunk]) if include_self else 0) + v
     return l2n(out)
 
-def alpha_qe(queries, database, alpha:float=3., n:int=10, **knn_kw):
+@delegates(knn)
+def alpha_qe(queries, database, alpha:float=3., n:int=10, **kwargs):
     "α-query expansion of `queries` with their top-`n` neighbours in `database`."
-    s, i = knn(queries, database, n, **knn_kw)
+    s, i = knn(queries, database, n, **kwargs)
     return weighted_expand(queries, database, s, i, alpha, n, include_self=True)
 
-def dba(database, alpha:float=3., n:int=10, **knn_kw):
+@delegates(knn)
+def dba(database, alpha:float=3., n:int=10, **kwargs):
     "α-database-side augmentation: each database row becomes the weighted mean of its top-`n` (itself included)."
-    s, i = knn(database, database, n, **knn_kw)
+    s, i = knn(database, database, n, **kwargs)
     return weighted_expand(database, database, s, i, alpha, n, include_self=False)
 
 # %% ../nbs/07_rerank.ipynb #4ef7039a
@@ -223,9 +226,10 @@ def vote(sims, idx, db_labels, k:int=3, db_penalty=None):
     r = np.arange(len(lab))
     return lab[r, best], tot[r, best]
 
-def nonlandmark_similarity(x, nonlandmarks, k:int=10, exclude_self:bool=False, **knn_kw):
+@delegates(knn)
+def nonlandmark_similarity(x, nonlandmarks, k:int=10, exclude_self:bool=False, **kwargs):
     "Mean of the top-`k` similarities of each row of `x` to a non-landmark set (`exclude_self`: `x` is that set)."
-    s, _ = knn(x, nonlandmarks, k + int(exclude_self), **knn_kw)
+    s, _ = knn(x, nonlandmarks, k + int(exclude_self), **kwargs)
     return s[:, int(exclude_self):].mean(1)
 
 def penalize_frequent(labels, scores, max_count:int=30):
@@ -248,11 +252,12 @@ class RecognitionConfig:
     frequent_penalty: bool = False   # 2019: landmarks predicted for too many test images go to the bottom
     max_count: int = 30
 
-def recognize(test, train, train_labels, cfg:RecognitionConfig|None=None, nonlandmarks=None, test_is_nonlandmark_set:bool=False, rescore=None, **knn_kw):
+@delegates(knn)
+def recognize(test, train, train_labels, cfg:RecognitionConfig|None=None, nonlandmarks=None, test_is_nonlandmark_set:bool=False, rescore=None, **kwargs):
     "Predict `(labels, confidences)` for `test` embeddings by kNN voting against labelled `train` embeddings."
     cfg = cfg or RecognitionConfig()
     if len(train_labels) != len(train): raise LandmarkError(f"recognize: {len(train)} train embeddings but {len(train_labels)} labels")
-    s, i = knn(test, train, max(cfg.k, getattr(rescore, 'k', 0)), **knn_kw)
+    s, i = knn(test, train, max(cfg.k, getattr(rescore, 'k', 0)), **kwargs)
     if rescore is not None: s, i = rescore(s, i)                 # e.g. spatial verification (`spatial_rescorer`)
     s, i = s[:, :cfg.k], i[:, :cfg.k]
     pen = None
@@ -260,9 +265,9 @@ def recognize(test, train, train_labels, cfg:RecognitionConfig|None=None, nonlan
         if nonlandmarks is None or len(nonlandmarks) == 0: raise LandmarkError("recognize: nonlandmark=True needs a non-landmark embedding set")
         used = np.unique(i)                                          # B only where it is needed
         pen = np.zeros(len(train), np.float32)
-        pen[used] = nonlandmark_similarity(_f32(train[used]), nonlandmarks, cfg.nl_k_train, **knn_kw)
+        pen[used] = nonlandmark_similarity(_f32(train[used]), nonlandmarks, cfg.nl_k_train, **kwargs)
     labels, conf = vote(s, i, train_labels, cfg.k, pen)
-    if cfg.nonlandmark: conf = conf - cfg.nl_weight * nonlandmark_similarity(test, nonlandmarks, cfg.nl_k_test, exclude_self=test_is_nonlandmark_set, **knn_kw)
+    if cfg.nonlandmark: conf = conf - cfg.nl_weight * nonlandmark_similarity(test, nonlandmarks, cfg.nl_k_test, exclude_self=test_is_nonlandmark_set, **kwargs)
     if cfg.frequent_penalty: conf = penalize_frequent(labels, conf, cfg.max_count)
     return labels, conf
 
@@ -491,14 +496,15 @@ def _kr_expansion(i, nn, k1):
         if len(np.intersect1d(crec, rec)) > 2. / 3 * len(crec): exp.append(crec)
     return np.unique(np.concatenate(exp))
 
-def k_reciprocal_rerank(queries, gallery, k:int=100, k1:int=20, k2:int=6, lam:float=0.3, row_norm:bool=True, **knn_kw):
+@delegates(knn)
+def k_reciprocal_rerank(queries, gallery, k:int=100, k1:int=20, k2:int=6, lam:float=0.3, row_norm:bool=True, **kwargs):
     "k-reciprocal re-ranking of the top-`k` gallery images per query: `(scores = 1 - final_distance, indices)`."
     from scipy import sparse
     q, g = _f32(queries), _f32(gallery)
     nq, N = len(q), len(q) + len(g)
     X = np.concatenate([q, g])
-    _, nn = knn(X, X, k1 + 1, **knn_kw)                       # initial_rank[:, :k1+1] of the dense version
-    if row_norm: rmax = 2 + 2 * knn(X, -X, 1, **knn_kw)[0][:, 0]   # max_j (2 - 2cos_ij) = 2 + 2 max_j(-cos_ij)
+    _, nn = knn(X, X, k1 + 1, **kwargs)                       # initial_rank[:, :k1+1] of the dense version
+    if row_norm: rmax = 2 + 2 * knn(X, -X, 1, **kwargs)[0][:, 0]   # max_j (2 - 2cos_ij) = 2 + 2 max_j(-cos_ij)
     dist = (lambda i, j: (2 - 2 * np.einsum('d,nd->n', X[i], X[j])) / rmax[i]) if row_norm else (lambda i, j: (1 - X[j] @ X[i]) / 2)
     rows, cols, vals = [], [], []
     for i in range(N):
@@ -509,7 +515,7 @@ def k_reciprocal_rerank(queries, gallery, k:int=100, k1:int=20, k2:int=6, lam:fl
         A = sparse.csr_matrix((np.full(N * k2, 1. / k2), (np.repeat(np.arange(N), k2), nn[:, :k2].ravel())), shape=(N, N))
         V = (A @ V).tocsr()
     Vg = V[nq:].tocsc()                                        # inverted index: gallery rows per column
-    s0, i0 = knn(q, g, k, **knn_kw)
+    s0, i0 = knn(q, g, k, **kwargs)
     out_s, out_i = np.empty((nq, min(k, len(g))), np.float32), np.empty((nq, min(k, len(g))), np.int64)
     for r in range(nq):                                        # work and memory per query: its overlap only
         cols_r, v_r = V.indices[V.indptr[r]:V.indptr[r + 1]], V.data[V.indptr[r]:V.indptr[r + 1]]
@@ -550,13 +556,15 @@ class RetrievalConfig:
     disc_thresh: float = 0.6
     disc_insert: bool = True
 
-def label_by_knn(x, train, train_labels, k:int=3, **knn_kw):
+@delegates(knn)
+def label_by_knn(x, train, train_labels, k:int=3, **kwargs):
     "Label rows of `x` by kNN voting against train: `(labels, scores)` with score = summed similarity / k."
-    s, i = knn(x, train, k, **knn_kw)
+    s, i = knn(x, train, k, **kwargs)
     lab, tot = vote(s, i, train_labels, k)
     return lab, tot / min(k, s.shape[1])
 
-def retrieve(queries, index, cfg:RetrievalConfig|None=None, train=None, train_labels=None, train_countries=None, rescore=None, **knn_kw):
+@delegates(knn)
+def retrieve(queries, index, cfg:RetrievalConfig|None=None, train=None, train_labels=None, train_countries=None, rescore=None, **kwargs):
     "Top-`cfg.k` index positions per query after the switched-on re-ranking steps: `(scores, indices)`."
     cfg = cfg or RetrievalConfig()
     q, x = _f32(queries), _f32(index)
@@ -568,20 +576,20 @@ def retrieve(queries, index, cfg:RetrievalConfig|None=None, train=None, train_la
         if train is not None: train = w.transform(train)
     if (cfg.landmark_country or cfg.discriminative) and (train is None or train_labels is None):
         raise LandmarkError("retrieval: landmark_country / discriminative re-ranking need train embeddings and labels")
-    if cfg.dba: x = dba(x, cfg.alpha, cfg.n_qe, **knn_kw)
-    if cfg.qe: q = alpha_qe(q, x, cfg.alpha, cfg.n_qe, **knn_kw)
+    if cfg.dba: x = dba(x, cfg.alpha, cfg.n_qe, **kwargs)
+    if cfg.qe: q = alpha_qe(q, x, cfg.alpha, cfg.n_qe, **kwargs)
     kc = max(cfg.k, cfg.k_candidates)
-    if cfg.k_reciprocal: s, i = k_reciprocal_rerank(q, x, kc, cfg.kr_k1, cfg.kr_k2, cfg.kr_lambda, **knn_kw)
-    else: s, i = knn(q, x, kc, **knn_kw)
+    if cfg.k_reciprocal: s, i = k_reciprocal_rerank(q, x, kc, cfg.kr_k1, cfg.kr_k2, cfg.kr_lambda, **kwargs)
+    else: s, i = knn(q, x, kc, **kwargs)
     if cfg.landmark_country:
         tl = np.asarray(train_labels)
-        _, top1 = knn(x, train, 1, **knn_kw)
-        s, i = landmark_country_rerank(s, i, knn(q, train, cfg.lc_votes, **knn_kw), top1[:, 0], tl,
+        _, top1 = knn(x, train, 1, **kwargs)
+        s, i = landmark_country_rerank(s, i, knn(q, train, cfg.lc_votes, **kwargs), top1[:, 0], tl,
                                        train_countries, cfg.lc_alpha, cfg.lc_beta, cfg.lc_votes)
     if rescore is not None: s, i = rescore(s, i)                 # e.g. spatial verification (`spatial_rescorer`)
     if cfg.discriminative:
-        ql, qs = label_by_knn(q, train, train_labels, cfg.disc_k, **knn_kw)
-        dl, ds = label_by_knn(x, train, train_labels, cfg.disc_k, **knn_kw)
+        ql, qs = label_by_knn(q, train, train_labels, cfg.disc_k, **kwargs)
+        dl, ds = label_by_knn(x, train, train_labels, cfg.disc_k, **kwargs)
         i = discriminative_rerank(i, ql, qs, dl, ds, cfg.disc_thresh, cfg.k, cfg.disc_insert)
         s = np.full(i.shape, np.nan, np.float32)               # positions only: the order is the score
     return s[:, :cfg.k], i[:, :cfg.k]
