@@ -59,7 +59,7 @@ def _one_line(e) -> str:
     msg = str(e) if not isinstance(e, RecursionError) else f"recursion too deep ({e}): a cycle in the input?"
     if isinstance(e, OSError) and e.filename and str(e.filename) not in msg: msg = f"{e.filename}: {msg}"
     if isinstance(e, yaml.YAMLError): msg = f"invalid YAML: {msg}"
-    return ' '.join(msg.split()) or type(e).__name__
+    return re.sub(r'\s*\n\s*', ' ', msg).strip() or type(e).__name__      # one line; spaces inside a quoted cell stay
 
 def cli_main(f):
     "Decorator for console entry points: run as the console script, read `sys.argv`; expected errors: one line, exit 2."

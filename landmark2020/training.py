@@ -37,10 +37,10 @@ from .loaders import (CONTINENT_RATIOS, EpochSampler, RandomSampler, SequentialS
 # %% auto #0
 __all__ = ['RESUME_OVERRIDES', 'unwrap', 'TrainState', 'MarginLabels', 'warmup_cosine', 'WarmupCosine', 'GradAccum',
            'NonFiniteLoss', 'NonFiniteStop', 'AmpClip', 'amp_dtype', 'DDPCallback', 'EmbeddingEval', 'GAPMetric',
-           'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint', 'plot_curves', 'Checkpointer', 'BestKeep',
-           'EMAWeights', 'extra_callbacks', 'training_table', 'LandmarkLearner', 'class_counts', 'build_model',
-           'make_sampler', 'build_dataloaders', 'read_continents', 'continent_column', 'dist_info', 'make_learner',
-           'imprint_head', 'run_folder', 'train', 'resume_run', 'lm_train', 'config_keys']
+           'MAPMetric', 'rng_state', 'set_rng_state', 'load_checkpoint', 'plot_curves', 'write_checkpoint',
+           'Checkpointer', 'BestKeep', 'EMAWeights', 'extra_callbacks', 'training_table', 'LandmarkLearner',
+           'class_counts', 'build_model', 'make_sampler', 'build_dataloaders', 'read_continents', 'continent_column',
+           'dist_info', 'make_learner', 'imprint_head', 'run_folder', 'train', 'resume_run', 'lm_train', 'config_keys']
 
 # %% ../nbs/06_train.ipynb #6562596b
 def unwrap(model:nn.Module) -> nn.Module:
@@ -252,6 +252,12 @@ def plot_curves(history:list, iter_losses:list, path):
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
     plt.close(fig)
 
+def write_checkpoint(state:dict, path) -> Path:
+    "Write a checkpoint atomically; a failing write (a full disk) is an `OSError` that names `path`."
+    buf = io.BytesIO(); torch.save(state, buf)         # serialised first: torch's own writer hides a failing write ...
+    with atomic_write(path) as f: f.write(buf.getbuffer())   # ... a plain write raises an OSError naming the file
+    return Path(path)
+
 class Checkpointer(Callback):
     "Rank 0: atomic `checkpoints/last.pth` every epoch (and every `every` steps), plus `log.csv`, `curves.png` and `model/` each epoch."
     order = Recorder.order + 10            # after the Recorder has the epoch's losses and metrics
@@ -303,20 +309,16 @@ class Checkpointer(Callback):
     def save(self, epoch, epoch_iter, check:bool=True):
         if not self.write: return
         if check: self.check_finite()
-        st = self.state(epoch, epoch_iter)
-        buf = io.BytesIO(); torch.save(st, buf)         # serialised first: torch's writer hides a failing write (disk full) ...
-        with atomic_write(self.path) as f: f.write(buf.getbuffer())   # ... a plain write raises an OSError naming the file
+        write_checkpoint(self.state(epoch, epoch_iter), self.path)
         self.learn.last_checkpoint = self.path
 
 # %% ../nbs/06_train.ipynb #664044e9
 class BestKeep(Callback):
     "Rank 0, at each epoch end: `checkpoints/best.pth` and `model_best/` when `metric` improves; `checkpoints/epoch_NNN.pth` of the last `keep_last` epochs."
-    order = 55   # after the Recorder (this epoch's metrics), before the Checkpointer writes last.pth (which then knows the best so far)
+    order = Recorder.order + 5   # after the Recorder (this epoch's metrics), before the Checkpointer writes last.pth (which then knows the best so far)
     def __init__(self, run, metric:str|None='gap', keep_last:int=0, write:bool=True, best:dict|None=None):
         store_attr(); self.run = Path(run); self.best = dict(best or {})
     def before_fit(self): self.learn.ckpt_extra = {**getattr(self.learn, 'ckpt_extra', {}), 'best': lambda: dict(self.best)}
-    def _write(self, path, st):
-        with atomic_path(path) as tmp: torch.save(st, tmp)
     def after_epoch(self):
         ck = self.learn.checkpointer
         if self.write: ck.check_finite()
@@ -329,10 +331,10 @@ class BestKeep(Callback):
         st = ck.state(self.epoch + 1, 0)
         folder = self.run/'checkpoints'
         if better:
-            self._write(folder/'best.pth', st)
+            write_checkpoint(st, folder/'best.pth')
             save_landmark_model(unwrap(self.learn.model), self.run/'model_best', extra=dict(best=self.best))
         if self.keep_last:
-            self._write(folder/f'epoch_{self.epoch + 1:03d}.pth', st)
+            write_checkpoint(st, folder/f'epoch_{self.epoch + 1:03d}.pth')
             for old in sorted(folder.glob('epoch_[0-9][0-9][0-9].pth'))[:-self.keep_last]: old.unlink()
 
 class EMAWeights(Callback):
