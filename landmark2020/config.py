@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Literal
-from .core import LandmarkError, load_config
+from .core import LandmarkError, load_config, read_yaml, deep_merge
 from .loaders import CONTINENT_RATIOS
 from .losses import head_args
 
 # %% auto #0
 __all__ = ['BEST_MODES', 'DataConfig', 'ModelConfig', 'LossConfig', 'OptConfig', 'TrainConfig', 'validate_config',
-           'load_train_config', 'head_config']
+           'upgrade_config', 'load_train_config', 'head_config']
 
 # %% ../nbs/05a_config.ipynb #9c11ea6b
 @dataclass
@@ -126,9 +126,18 @@ def validate_config(cfg:TrainConfig) -> TrainConfig:
     _check(0 <= cfg.ema < 1, 'ema', f'must be in [0, 1) (0: off), got {cfg.ema}')
     return cfg
 
+def upgrade_config(d:dict) -> dict:
+    "A config dict as an older run folder saved it, in today's keys: `data.continents` held the ratios (now `data.continent_ratios`)."
+    data = d.get('data') or {}
+    if isinstance(data.get('continents'), dict):
+        data = {k: v for k, v in data.items() if k != 'continents'} | {'continent_ratios': data['continents']}
+        d = d | {'data': data}
+    return d
+
 def load_train_config(path=None, overrides=(), **kwargs) -> TrainConfig:
-    "A validated `TrainConfig` from YAML `path` (with `base:`), `kwargs`, then `key=value` `overrides`."
-    cfg = load_config(TrainConfig, path, overrides, **kwargs)
+    "A validated `TrainConfig` from YAML `path` (with `base:`; older run folders' keys upgraded), `kwargs`, then `key=value` `overrides`."
+    d = upgrade_config(read_yaml(path)) if path is not None else {}
+    cfg = load_config(TrainConfig, None, overrides, **deep_merge(d, kwargs))
     if cfg.name is None and path is not None: cfg.name = Path(path).stem
     return validate_config(cfg)
 

@@ -12,7 +12,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['ID_PATTERN', 'LandmarkError', 'Arg', 'cli_parser', 'cli_main', 'is_valid_id', 'check_id', 'invalid_ids', 'id_relpath',
-           'id_path', 'clean_stale_temps', 'atomic_write', 'atomic_path', 'check_writable', 'config_dirs',
+           'id_path', 'clean_stale_temps', 'atomic_write', 'atomic_path', 'check_writable', 'deep_merge', 'config_dirs',
            'config_path', 'read_text', 'read_yaml', 'parse_overrides', 'from_dict', 'to_dict', 'load_config',
            'save_config', 'seed_everything', 'get_device', 'get_logger', 'is_kaggle', 'offline', 'openblas_coretype',
            'import_faiss']
@@ -211,10 +211,11 @@ def check_writable(path, folder:bool=False, what:str='output') -> Path:
 
 
 # %% ../nbs/00_core.ipynb #8d5017dd
-def _deep_merge(a:dict, b:dict) -> dict:
+def deep_merge(a:dict, b:dict) -> dict:
+    "`b` over `a`, nested dicts merged key by key (the rule of `base:` inheritance and overrides)."
     out = dict(a)
     for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 # the project folder (a checkout or an editable install); in the notebook itself, the parent of nbs/
@@ -251,8 +252,8 @@ def read_yaml(path, _seen:tuple=()) -> dict:
     if not isinstance(d, dict): raise LandmarkError(f"{path}: expected a mapping at top level, got {type(d).__name__}")
     bases = d.pop('base', None) or []
     merged = {}
-    for b in ([bases] if isinstance(bases, str) else bases): merged = _deep_merge(merged, read_yaml(path.parent/b, (*_seen, key)))
-    return _deep_merge(merged, d)
+    for b in ([bases] if isinstance(bases, str) else bases): merged = deep_merge(merged, read_yaml(path.parent/b, (*_seen, key)))
+    return deep_merge(merged, d)
 
 def parse_overrides(overrides) -> dict:
     "Turn `['a.b=1', 'lr=3e-4']` into a nested dict; values are parsed as YAML."
@@ -314,8 +315,8 @@ def to_dict(cfg) -> dict:
 def load_config(cls, path=None, overrides=(), **kwargs):
     "Config `cls` from YAML `path` (with `base:` inheritance), then `kwargs`, then `key=value` `overrides`."
     d = read_yaml(path) if path is not None else {}
-    d = _deep_merge(_deep_merge(to_dict(cls()), d), kwargs)
-    return from_dict(cls, _deep_merge(d, parse_overrides(overrides)))
+    d = deep_merge(deep_merge(to_dict(cls()), d), kwargs)
+    return from_dict(cls, deep_merge(d, parse_overrides(overrides)))
 
 def save_config(cfg, path):
     "Write a config dataclass as YAML, atomically."
