@@ -387,8 +387,47 @@ def render(results:dict, scales:list, meta:dict) -> str:
         cpu = ' / '.join('' if not r or r.get('cpu') is None else f"{r['cpu']:,.0f}" for r in rs.values())
         L.append(f"| `{name}` | *stage total (in-process wall{'; CPU s of the process: ' + cpu if cpu.strip(' /') else ''})* | " + ' | '.join(_fmt_t(v) for v in tot) + ' | '
                  + ' | '.join('' if e is None else f'{e:.2f}' for e in ([_exp(tot[j], tot[j + 1], scales[j], scales[j + 1]) for j in range(len(scales) - 1)] + [None, None])[:2]) + ' |  |')
-    L += ['', *notes, '']
+    L += ['', *summary(results, scales, meta), '', *notes, '']
     return '\n'.join(L)
+
+def _unit_exponents(r1, r2, s1, s2):
+    "Per timing present at both sizes: (label at s2, seconds at s2, growth exponent per unit of work)."
+    out = []
+    for k, v2 in (r2.get('times') or {}).items():
+        import re
+        k1 = next((kk for kk in (r1.get('times') or {}) if re.sub(r'\d[\d,]*', 'N', kk) == re.sub(r'\d[\d,]*', 'N', k)), None)
+        if k1 is None: continue
+        e = _exp(r1['times'][k1], v2, s1, s2)
+        w1, w2 = (r1.get('work') or {}).get(k1), (r2.get('work') or {}).get(k)
+        if e is not None and w1 and w2 and w1 != w2: e /= math.log(w2/w1)/math.log(s2/s1)
+        if e is not None: out.append((k, v2, e))
+    return out
+
+def summary(results:dict, scales:list, meta:dict) -> list:
+    "The findings, computed from the table: completion, post-model peak RSS against 8 GiB, the fastest growth, the longest stage."
+    big = max(scales)
+    at = {n: results.get(f'{n}@{big:g}') for n in STAGES}
+    failed = sorted(k for k, r in results.items() if r and r.get('error'))
+    L = [f"**Findings (computed by the script from this table).** This invocation: {meta.get('ran', '?')} in "
+         f"{meta.get('total_s', 0)/60:.1f} min of wall time (load average {meta.get('load_start', 0):.2f} at the start, "
+         f"{meta.get('load_end', 0):.2f} at the end; 2 cores)."]
+    L.append('* Completion: ' + ('every stage ran to the end at every size.' if not failed else f"**failed**: {', '.join(failed)}."))
+    rss = {n: r['rss_gib'] for n, r in at.items() if n in POST_MODEL and r and r.get('rss_gib') is not None}
+    if rss:
+        n, v = max(rss.items(), key=lambda kv: kv[1])
+        L.append(f"* Peak RSS of the post-model stages at {big:g}×: at most {v:.2f} GiB (`{n}`); goal 8 GiB: {'met' if v <= 8 else '**missed**'}.")
+    if len(scales) > 1:
+        s1 = sorted(scales)[-2]
+        ex = [(n, k, v, e) for n in STAGES if results.get(f'{n}@{s1:g}') and at.get(n)
+              for k, v, e in _unit_exponents(results[f'{n}@{s1:g}'], at[n], s1, big) if v >= 1.0]    # under 1 s: noise
+        if ex:
+            n, k, v, e = max(ex, key=lambda t: t[3])
+            L.append(f"* Fastest growth {s1:g}×→{big:g}× per unit of work among timings of at least 1 s: {e:.2f} (`{n}`: {k}); "
+                     f"n log n reads about 1.1, and exponents between two sizes on a shared machine carry about ±0.2 of noise.")
+        tops = sorted(((v, n, k) for n in STAGES if at.get(n) for k, v in (at[n].get('times') or {}).items()), reverse=True)[:2]
+        L.append('* Longest at ' + f'{big:g}×: ' + '; '.join(f"{k} (`{n}`) {v/60:,.0f} min{' (extrapolated)' if k in (at[n].get('extrapolated') or []) else ''}"
+                                                           for v, n, k in tops) + ': exact search over the whole train set is the GPU\'s job (`bench/gpu_check.sh`).')
+    return L
 
 def write_results_md(section:str, path:Path):
     "Replace (or append) the rehearsal section of RESULTS.md, keeping every other section."
@@ -436,7 +475,7 @@ def main(argv=None):
     base = Path(a.work or Path(tempfile.gettempdir())/'lm_scale')
     jf = ROOT/'bench'/'results'/'scale.json'
     results = json.loads(jf.read_text()) if jf.exists() and not a.no_write else {}
-    t_all = _t(); failed = []
+    t_all = _t(); failed = []; load_start = os.getloadavg()[0]
     for s in scales:
         work = base/f's{s:g}'; work.mkdir(parents=True, exist_ok=True)
         todo = list(stages)
@@ -451,7 +490,8 @@ def main(argv=None):
         if not a.keep: shutil.rmtree(work, ignore_errors=True)
     if not a.keep and base.exists() and not any(base.iterdir()): base.rmdir()
     all_scales = sorted({r['scale'] for r in results.values()})
-    meta = dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), machine=_machine())
+    meta = dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), machine=_machine(), total_s=time.perf_counter() - t_all,
+                ran=f"{len(stages)} stage(s) at {', '.join(f'{s:g}×' for s in scales)}", load_start=load_start, load_end=os.getloadavg()[0])
     text = render(results, all_scales, meta)
     print(text)
     print(f"total {time.perf_counter() - t_all:.0f} s", file=sys.stderr)

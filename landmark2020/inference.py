@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_inference.ipynb #be85db7a
 from __future__ import annotations
-import os, sys, json, math, hashlib, contextlib, zipfile
+import os, sys, json, math, shutil, hashlib, tempfile, contextlib, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -24,7 +24,8 @@ from .rerank import (knn, l2n, RecognitionConfig, RetrievalConfig, recognize, re
 # %% auto #0
 __all__ = ['CHECKPOINT_FOLDERS', 'tta_sizes', 'tta_embed', 'ExtractConfig', 'extract_embeddings', 'Embeddings', 'load_embeddings',
            'embed_split', 'local_cache_name', 'LocalFeatures', 'extract_local_features', 'PredictConfig',
-           'load_predict_config', 'predict_recognition', 'predict_retrieval', 'plot_retrieval_grid', 'retrieval_grid',
+           'load_predict_config', 'checkpoint_folder', 'predict_recognition', 'predict_retrieval', 'Reference',
+           'write_reference', 'load_reference', 'build_reference', 'plot_retrieval_grid', 'retrieval_grid',
            'landmark_scores', 'plot_worst_landmarks', 'split_runs', 'lm_predict']
 
 # %% ../nbs/08_inference.ipynb #e6b3e154
@@ -384,6 +385,7 @@ class PredictConfig:
     backend: str = 'auto'                    # knn backend: auto | faiss | torch
     knn_dtype: str = 'fp32'                  # fp32 (exact) | fp16 | bf16 (torch backend, for a GPU)
     checkpoint: str = 'last'                 # which weights of each run: last (RUN/model) | best (model_best) | ema (model_ema)
+    reference: str|None = None               # reference folder (build_reference, lm_package --reference): labelled train embeddings used instead of embedding the train split
 
 CHECKPOINT_FOLDERS = {'last': 'model', 'best': 'model_best', 'ema': 'model_ema'}   # lm_train writes these model folders
 
@@ -398,14 +400,19 @@ def load_predict_config(path=None, overrides=(), **kwargs) -> PredictConfig:
     return cfg
 
 # %% ../nbs/08_inference.ipynb #38cb7fef
+def checkpoint_folder(run, checkpoint:str='last') -> Path:
+    "The model folder of run `run` holding its `checkpoint` weights (last, best or ema); says how to get it when it is missing."
+    if checkpoint not in CHECKPOINT_FOLDERS: raise LandmarkError(f"checkpoint {checkpoint!r}: expected one of {', '.join(CHECKPOINT_FOLDERS)}")
+    run, sub = Path(run), CHECKPOINT_FOLDERS[checkpoint]
+    if checkpoint != 'last' and run.is_dir() and not (run/sub).is_dir():
+        raise LandmarkError(f"{run}: no {sub}/ for checkpoint={checkpoint} (" + ("train with ema: 0.999" if checkpoint == 'ema' else "it needs validation images and best_metric") + ")")
+    return run/sub
+
 def _load_runs(runs, checkpoint:str='last'):
     runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     if not runs: raise LandmarkError("give at least one run folder")
-    sub = CHECKPOINT_FOLDERS[checkpoint]
-    for r in runs:
-        if checkpoint != 'last' and r.is_dir() and not (r/sub).is_dir():
-            raise LandmarkError(f"{r}: no {sub}/ for checkpoint={checkpoint} (" + ("train with ema: 0.999" if checkpoint == 'ema' else "it needs validation images and best_metric") + ")")
-    return [(r, load_landmark_model(r/sub)) for r in runs]
+    folders = [checkpoint_folder(r, checkpoint) for r in runs]
+    return [(r, load_landmark_model(f)) for r, f in zip(runs, folders)]
 
 def _cache_dir(run, data, cache):
     key = hashlib.sha1(str(Path(data.root).resolve()).encode()).hexdigest()[:10]
@@ -435,16 +442,20 @@ def predict_recognition(runs, data, cfg:PredictConfig|None=None, cache=None, dev
     cfg = cfg or PredictConfig()
     models = _load_runs(runs, cfg.checkpoint)
     kw = dict(cfg=cfg, cache=cache, device=device, progress=progress)
-    tr = data.labels('train')
     tid, te, tfail = _embed(models, data, 'test', **kw)
-    _, trf, trfail = _embed(models, data, 'train', ids=tr.id.tolist(), **kw)
-    trf, lab = (trf[~trfail], tr.landmark_id.to_numpy()[~trfail]) if trfail.any() else (trf, tr.landmark_id.to_numpy())
+    if cfg.reference:                                            # a shipped reference set is the gallery: no train images needed
+        ref = load_reference(cfg.reference, models, cfg)
+        trf, lab, gal = ref.feats, ref.labels, ref.ids
+    else:
+        tr = data.labels('train')
+        _, trf, trfail = _embed(models, data, 'train', ids=tr.id.tolist(), **kw)
+        trf, lab, gal = trf[~trfail], tr.landmark_id.to_numpy()[~trfail], tr.id.to_numpy()[~trfail]
     nl = None
     if cfg.recognition.nonlandmark:
         split, ids = _nonlandmark_ids(data, cfg)
         if not ids: raise LandmarkError(f"{data.root}: the non-landmark set ({cfg.nonlandmarks}) is empty")
         _, nl, _ = _embed(models, data, split, ids=ids, name='nonlandmarks', **kw)
-    rs = _spatial_rescorer(models, data, cfg, cache, progress, 'test', tid, 'train', tr.id.to_numpy()[~trfail]) if cfg.spatial.recognition else None
+    rs = _spatial_rescorer(models, data, cfg, cache, progress, 'test', tid, 'train', gal) if cfg.spatial.recognition else None
     labels, conf = recognize(te, trf, lab, cfg.recognition, nonlandmarks=nl, rescore=rs, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
     out = pd.DataFrame({'id': tid, 'landmark_id': pd.array(labels, dtype='Int64'), 'score': conf})
     out.loc[tfail, 'landmark_id'] = pd.NA                       # unreadable test image: no prediction
@@ -460,18 +471,111 @@ def predict_retrieval(runs, data, cfg:PredictConfig|None=None, cache=None, devic
     qid, q, qfail = _embed(models, data, 'test', **kw)
     iid, ix, ifail = _embed(models, data, 'index', **kw)
     if ifail.any(): iid, ix = iid[~ifail], ix[~ifail]          # an unreadable index image is never retrieved
-    tr = trf = lab = cc = None
+    trf = lab = cc = None
     if rc.discriminative or rc.landmark_country or (rc.whiten and rc.whiten_split == 'train'):
-        tr = data.labels('train')
-        _, trf, trfail = _embed(models, data, 'train', ids=tr.id.tolist(), **kw)
-        trf, lab = trf[~trfail], tr.landmark_id.to_numpy()[~trfail]
-        if rc.landmark_country and cfg.country_csv:
+        if cfg.reference:                                        # labelled embeddings shipped with the models (offline Kaggle)
+            ref = load_reference(cfg.reference, models, cfg)
+            trf, lab, cc = ref.feats, ref.labels, ref.countries
+        else:
+            tr = data.labels('train')
+            _, trf, trfail = _embed(models, data, 'train', ids=tr.id.tolist(), **kw)
+            trf, lab = trf[~trfail], tr.landmark_id.to_numpy()[~trfail]
+        if rc.landmark_country and cfg.country_csv:             # an explicit table wins over the reference's countries
             cc = country_codes(lab, read_table(cfg.country_csv, ['landmark_id', 'country'], str_cols=('country',), int_cols=('landmark_id',)))
     rs = _spatial_rescorer(models, data, cfg, cache, progress, 'test', qid, 'index', iid) if cfg.spatial.retrieval else None
     _, idx = retrieve(q, ix, rc, trf, lab, cc, rescore=rs, backend=cfg.backend, device=device, dtype=cfg.knn_dtype)
     out = pd.DataFrame({'id': qid, 'images': [[] if f else iid[r[r >= 0]].tolist() for r, f in zip(idx, qfail)]})
     out.attrs['unreadable'] = qid[qfail].tolist()               # unreadable query: an empty row, never an arbitrary list
     return out
+
+# %% ../nbs/08_inference.ipynb #6e07ec23
+_REF_FORMAT = 'landmark2020.reference'
+
+@dataclass
+class Reference:
+    "A labelled reference set: ids, embeddings (memory-mapped), landmark ids, country codes (-1 unknown, or None) and its metadata."
+    ids: np.ndarray
+    feats: np.ndarray
+    labels: np.ndarray
+    countries: np.ndarray|None
+    meta: dict
+    def __len__(self): return len(self.ids)
+    def __repr__(self): return f"Reference({len(self)} x {self.feats.shape[1]}, {len(np.unique(self.labels))} landmarks, countries: {self.countries is not None})"
+
+def write_reference(out, feats, ids, labels, countries=None, meta:dict|None=None, dtype:str='float16', chunk:int=65536) -> Path:
+    "Write a reference set to the new folder `out` (built beside it, then renamed): `embeddings.npy` in `dtype`, `reference.csv` (id, landmark_id, country), `reference.json`."
+    out = Path(out)
+    ids = np.asarray([check_id(str(i), where='reference id') for i in ids], dtype=object)
+    labels = np.asarray(labels)
+    if feats.ndim != 2 or len(feats) != len(ids) or len(labels) != len(ids):
+        raise LandmarkError(f"reference: {len(ids)} ids, {len(labels)} labels and embeddings of shape {tuple(feats.shape)} do not match")
+    if labels.dtype.kind not in 'iu': raise LandmarkError(f"reference: landmark ids must be integers, got {labels.dtype}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())): raise LandmarkError(f"{out} already exists and is not empty: choose a new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
+    try:
+        mm = np.lib.format.open_memmap(tmp/'embeddings.npy', mode='w+', dtype=dtype, shape=feats.shape)
+        for s in range(0, len(feats), chunk): mm[s:s + chunk] = feats[s:s + chunk]       # streamed: 1.6 M rows never sit in memory twice
+        mm.flush(); del mm
+        ctry = [''] * len(ids) if countries is None else ['' if c is None or (isinstance(c, float) and np.isnan(c)) else str(c) for c in countries]
+        pd.DataFrame({'id': ids, 'landmark_id': labels, 'country': ctry}).to_csv(tmp/'reference.csv', index=False)
+        m = dict(format=_REF_FORMAT, version=1, n=len(ids), dim=int(feats.shape[1]), dtype=str(np.dtype(dtype)),
+                 landmarks=int(len(np.unique(labels))), countries=countries is not None, **(meta or {}))
+        (tmp/'reference.json').write_text(json.dumps(m, indent=1, default=str) + '\n')
+        os.chmod(tmp, 0o755)
+        if out.exists(): out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    return out
+
+def load_reference(path, models=None, cfg:PredictConfig|None=None) -> Reference:
+    "Open reference folder `path`; with `models` (and `cfg`), check it was built by exactly those models, ensembled the same way."
+    path = Path(path); mf = path/'reference.json'
+    if not mf.is_file(): raise LandmarkError(f"{path}: not a reference folder (no reference.json; build one with build_reference or lm_package --reference)")
+    try: meta = json.loads(read_text(mf))
+    except json.JSONDecodeError as e: raise LandmarkError(f"{mf}, line {e.lineno}: not valid JSON: {e.msg}") from None
+    if meta.get('format') != _REF_FORMAT: raise LandmarkError(f"{mf}: not a landmark2020 reference (format {meta.get('format')!r})")
+    with _cache_file(path/'embeddings.npy'):
+        feats = np.load(path/'embeddings.npy', mmap_mode='r')
+        if feats.dtype.kind != 'f' or feats.ndim != 2: raise ValueError(f"expected a 2-d float array, got {feats.dtype} {feats.shape}")
+    t = read_table(path/'reference.csv', ['id', 'landmark_id', 'country'], str_cols=('id', 'country'), int_cols=('landmark_id',))
+    if len(t) != len(feats) or len(t) != meta.get('n'):
+        raise LandmarkError(f"{path}: reference.csv has {len(t)} rows, embeddings.npy {len(feats)}, reference.json says {meta.get('n')}")
+    cc = None
+    if meta.get('countries'):
+        cc, _ = pd.factorize(t.country.where(t.country.str.strip() != ''))
+        cc = cc.astype(np.int64)
+    if models is not None:
+        got = [_fingerprint(m) for _, m in models]
+        want = [r.get('fingerprint') for r in meta.get('runs', [])]
+        if got != want:
+            raise LandmarkError(f"{path}: built with other model weights ({', '.join(r.get('name', '?') for r in meta.get('runs', [])) or 'unknown'}; "
+                                f"checkpoint {meta.get('checkpoint', '?')}): its embeddings are not comparable with these models'. Rebuild it for these runs")
+        if cfg is not None and len(got) > 1 and (meta.get('ensemble'), meta.get('weights')) != (cfg.ensemble, cfg.weights):
+            raise LandmarkError(f"{path}: built with ensemble={meta.get('ensemble')} weights={meta.get('weights')}, but this config has "
+                                f"ensemble={cfg.ensemble} weights={cfg.weights}")
+    return Reference(t.id.to_numpy(dtype=object), feats, t.landmark_id.to_numpy(np.int64), cc, meta)
+
+def build_reference(runs, data, out, cfg:PredictConfig|None=None, country_csv=None, cache=None, device=None, progress:bool=True) -> Reference:
+    "Embed the labelled train split of `data` with `runs` (ensembled as `cfg` says) into reference folder `out`; countries from `country_csv` (or `cfg.country_csv`)."
+    cfg = cfg or PredictConfig()
+    models = _load_runs(runs, cfg.checkpoint)
+    tr = data.labels('train')
+    if not len(tr): raise LandmarkError(f"{data.root}: no labelled train images to build a reference set from")
+    ids, feats, failed = _embed(models, data, 'train', cfg, cache, ids=tr.id.tolist(), device=device, progress=progress)
+    lab = tr.landmark_id.to_numpy()
+    ids, feats, lab = ids[~failed], feats[~failed], lab[~failed]            # unreadable train images are left out
+    ctry, csv = None, country_csv or cfg.country_csv
+    if csv:
+        t = read_table(csv, ['landmark_id', 'country'], str_cols=('country',), int_cols=('landmark_id',))
+        ctry = pd.Series(lab).map(dict(zip(t.landmark_id, t.country))).tolist()
+    meta = dict(runs=[{'name': Path(r).resolve().name, 'fingerprint': _fingerprint(m)} for r, m in models], checkpoint=cfg.checkpoint,
+                ensemble=cfg.ensemble, weights=cfg.weights, extract=to_dict(cfg.extract), data=str(Path(data.root).resolve()),
+                unreadable=int(failed.sum()), country_csv=str(csv) if csv else None)
+    write_reference(out, feats, ids, lab, ctry, meta)
+    return load_reference(out)
+
 
 # %% ../nbs/08_inference.ipynb #e9dc2904
 def _thumb(path, size):

@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from .core import LandmarkError, offline, get_logger, atomic_write
 from .data import LandmarkData
 from .submission import write_recognition_submission, write_retrieval_submission
-from .inference import load_predict_config, predict_recognition, predict_retrieval, tta_embed
+from .inference import load_predict_config, load_reference, predict_recognition, predict_retrieval, tta_embed
 from .model import load_landmark_model
 from .loaders import LandmarkDataset
 from .package import MANIFEST, COMPETITIONS, verify_package
@@ -229,6 +229,9 @@ def kaggle_submission(task:str, package_dir, data_root=None, input_dir='/kaggle/
         if unknown: raise LandmarkError(f"{pkg/MANIFEST}: no model named {unknown[0]!r} (has: {', '.join(names)})")
     run_dirs = [pkg/r['path'] for r in m['runs'] if runs is None or r['name'] in runs]
     cfg = load_predict_config(pkg/'predict.yaml' if (pkg/'predict.yaml').is_file() else None, list(overrides))
+    cfg.checkpoint = 'last'                 # each model/ folder of the package holds the weights chosen at packaging (manifest: runs[].checkpoint)
+    if cfg.reference and not Path(cfg.reference).is_absolute(): cfg.reference = str(pkg/cfg.reference)
+    elif not cfg.reference and m.get('reference') and task == 'retrieval': cfg.reference = str(pkg/m['reference']['path'])
     data = LandmarkData(data_root) if data_root else LandmarkData.from_kaggle(COMPETITIONS[task], input_dir)
     n_test = check_test_images(data)
     mode, why = explain_mode(task, data, mode)
@@ -253,6 +256,10 @@ def kaggle_submission(task:str, package_dir, data_root=None, input_dir='/kaggle/
     plan = plan_run(t, n_full_test, gallery_counts(data, task), sum(mm.emb_dim for mm in models), time_budget_h, prec, size, device.type,
                     half, cfg.extract.workers, 2 if cfg.extract.store_dtype == 'float16' else 4)
     print(describe_plan(plan))
+    rc = cfg.retrieval
+    if cfg.reference and (task == 'recognition' or rc.discriminative or rc.landmark_country or (rc.whiten and rc.whiten_split == 'train')):
+        print(f"reference set {cfg.reference}: {load_reference(cfg.reference)!r} (re-ranking needs no train images)" if task == 'retrieval'
+              else f"reference set {cfg.reference}: {load_reference(cfg.reference)!r} (the recognition gallery)")
     del models
     cfg.extract = dataclasses.replace(cfg.extract, size=plan['size'], precision=plan['precision'])
     work = gallery_subset(data, cache/'gallery', plan['gallery_min_images']) if plan['gallery_min_images'] > 1 else data

@@ -9,8 +9,8 @@ from pathlib import Path
 from .core import LandmarkError, cli_main, Arg, atomic_write, get_logger
 from .stack import MANIFEST, RUNTIME_STACK
 from .model import load_landmark_model, load_model_config
-from .data import LabelMap
-from .inference import load_predict_config
+from .data import LabelMap, LandmarkData
+from .inference import load_predict_config, PredictConfig, CHECKPOINT_FOLDERS, checkpoint_folder, load_reference, build_reference
 
 # %% auto #0
 __all__ = ['KAGGLE_PYTHON', 'KAGGLE_GLIBC', 'KAGGLE_ARCH', 'RUNTIME_WHEELS', 'KAGGLE_PREINSTALLED', 'OPTIONAL_IMPORTS',
@@ -252,39 +252,43 @@ def _sha256(path, chunk=1 << 20) -> str:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
-def run_files(run) -> list:
-    "The files of run folder `run` that a package needs (relative paths): model config, its weights, labels, training config."
+def run_files(run, checkpoint:str='last') -> list:
+    "The files of run folder `run` that a package needs (relative paths): the `checkpoint` model's config and weights, labels, training config."
     run = Path(run)
     if not run.is_dir(): raise FileNotFoundError(f"run folder not found: {run}")
-    for f in ('model/config.json', 'labels.json'):
-        if not (run/f).is_file(): raise LandmarkError(f"{run/f}: missing (a run folder written by lm_train has model/config.json, the weights and labels.json)")
-    weights = (load_model_config(run/'model').get('weights') or {}).get('file', 'model.safetensors')
-    if not (run/'model'/weights).is_file(): raise LandmarkError(f"{run/'model'/weights}: missing (named by {run/'model'/'config.json'})")
-    return ['model/config.json', f'model/{weights}', 'labels.json'] + (['config.yaml'] if (run/'config.yaml').is_file() else [])
+    sub = checkpoint_folder(run, checkpoint).name
+    for f in (f'{sub}/config.json', 'labels.json'):
+        if not (run/f).is_file(): raise LandmarkError(f"{run/f}: missing (a run folder written by lm_train has {sub}/config.json, the weights and labels.json)")
+    weights = (load_model_config(run/sub).get('weights') or {}).get('file', 'model.safetensors')
+    if not (run/sub/weights).is_file(): raise LandmarkError(f"{run/sub/weights}: missing (named by {run/sub/'config.json'})")
+    return [f'{sub}/config.json', f'{sub}/{weights}', 'labels.json'] + (['config.yaml'] if (run/'config.yaml').is_file() else [])
 
-def check_run(run) -> dict:
-    "Load the model and label map of `run` (errors name the file) and return a summary of the model."
+def check_run(run, checkpoint:str='last') -> dict:
+    "Load the `checkpoint` model and label map of `run` (errors name the file) and return a summary of the model."
     run = Path(run)
-    run_files(run)
-    try: model = load_landmark_model(run/'model')
+    sub = run_files(run, checkpoint)[0].split('/')[0]
+    try: model = load_landmark_model(run/sub)
     except (LandmarkError, FileNotFoundError): raise
-    except Exception as e: raise LandmarkError(f"{run/'model'}: the model does not load: {type(e).__name__}: {e}") from None
+    except Exception as e: raise LandmarkError(f"{run/sub}: the model does not load: {type(e).__name__}: {e}") from None
     labels = LabelMap.load(run/'labels.json')
     if model.n_classes != len(labels):
         raise LandmarkError(f"{run}: the model has {model.n_classes} classes but labels.json has {len(labels)}")
     return {'arch': model.cfg['arch'], 'n_classes': model.n_classes, 'emb_dim': model.emb_dim,
             'input_size': model.cfg.get('input_size'), 'n_params': sum(p.numel() for p in model.parameters())}
 
-def copy_run(run, dest, name:str|None=None) -> dict:
-    "Check run folder `run` and copy what inference needs into `dest/models/<name>`; returns its manifest entry."
+def copy_run(run, dest, name:str|None=None, checkpoint:str='last') -> dict:
+    "Check run folder `run` and copy what inference needs into `dest/models/<name>` (the `checkpoint` weights as `model/`); returns its manifest entry."
     run = Path(run)
     name = _check_name(name or run.resolve().name)
-    info = check_run(run)
+    info = check_run(run, checkpoint)
     out = Path(dest)/'models'/name
-    for f in run_files(run):
-        (out/f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(run/f, out/f)
-    return {'name': name, 'path': f"models/{name}", **info}
+    sub = CHECKPOINT_FOLDERS[checkpoint]
+    for f in run_files(run, checkpoint):
+        g = 'model/' + f[len(sub) + 1:] if f.startswith(sub + '/') else f
+        (out/g).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run/f, out/g)
+    return {'name': name, 'path': f"models/{name}", 'checkpoint': checkpoint, **info}
+
 
 # %% ../nbs/09_package.ipynb #1238249b
 def _readme(m:dict) -> str:
@@ -325,6 +329,7 @@ Everything else the library imports is in the Kaggle image: {', '.join(sorted(se
 Each folder holds `model/config.json` + `model/model.safetensors` (load with
 `landmark2020.model.load_landmark_model(folder/'model')`) and `labels.json` (`landmark2020.data.LabelMap.load`).
 {'The inference recipe (`landmark2020.inference.PredictConfig` keys) is `predict.yaml`.' if m.get('predict_config') else 'No `predict.yaml`: the notebooks use the default inference recipe.'}
+{_reference_readme(m.get('reference'))}
 
 ## Upload and submit
 
@@ -339,6 +344,37 @@ dataset by its manifest (`{MANIFEST}`) under `/kaggle/input`, check every file's
 and write `/kaggle/working/submission.csv`. Dataset id: `{ds}`.
 """
 
+def _reference_readme(r) -> str:
+    if not r: return "No reference set: the discriminative and landmark-country re-rankings need the train split (`lm_package --reference`)."
+    return f"""
+## Reference set
+
+`reference/`: {r['n']:,} labelled train images of {r['landmarks']:,} landmarks, {r['dim']}-d {r['dtype']} embeddings
+({r['bytes']/2**20:,.1f} MiB), {'with' if r['countries'] else 'without'} a country per image, built by these models
+({r['checkpoint']} weights) from `{r['source']}`. The retrieval notebook re-ranks against it (discriminative,
+landmark-country, whitening on train) with no train images; `PredictConfig.reference` points other runs at it."""
+
+def _package_reference(src, runs, out:Path, cfg, country_csv=None, device=None, progress:bool=False) -> dict:
+    "Copy the reference folder `src` (checked against `runs`) or build one from a data folder or a run's training data into `out`."
+    src = Path(src)
+    if (src/'reference.json').is_file():
+        from landmark2020.inference import _load_runs
+        load_reference(src, _load_runs(runs, cfg.checkpoint), cfg)            # built by exactly these weights, or an error
+        out.mkdir()
+        for f in ('embeddings.npy', 'reference.csv', 'reference.json'): shutil.copy2(src/f, out/f)
+    else:
+        data_root = src
+        if (src/'model'/'config.json').is_file():                              # a run folder: the data it was trained on
+            from landmark2020.core import read_yaml
+            root = (read_yaml(src/'config.yaml').get('data') or {}).get('root') if (src/'config.yaml').is_file() else None
+            if not root: raise LandmarkError(f"--reference {src}: a run folder whose config.yaml names no data.root; give the data folder instead")
+            data_root = Path(root)
+        if not Path(data_root).is_dir(): raise FileNotFoundError(f"--reference {data_root}: no such folder (a data folder, a run folder or a reference folder)")
+        build_reference(runs, LandmarkData(data_root), out, cfg, country_csv, device=device, progress=progress)
+    r = load_reference(out).meta
+    return {'path': 'reference', 'n': r['n'], 'dim': r['dim'], 'dtype': r['dtype'], 'landmarks': r['landmarks'], 'countries': r['countries'],
+            'checkpoint': r.get('checkpoint', cfg.checkpoint), 'source': str(src), 'bytes': sum(p.stat().st_size for p in out.iterdir())}
+
 def _replace_dir(tmp:Path, out:Path, force:bool):
     if out.exists():
         if out.is_dir() and not any(out.iterdir()): out.rmdir()
@@ -351,8 +387,9 @@ def _replace_dir(tmp:Path, out:Path, force:bool):
 
 def build_package(runs, out, user:str|None=None, slug:str='landmark2020-package', title:str='landmark2020 package',
                   names=None, wheels=None, python:str=KAGGLE_PYTHON, glibc:str=KAGGLE_GLIBC, arch:str=KAGGLE_ARCH,
-                  cache=None, repo=None, predict_config=None, force:bool=False) -> dict:
-    "Write the Kaggle dataset folder `out` for run folders `runs` (and the inference recipe `predict_config`); returns the manifest."
+                  cache=None, repo=None, predict_config=None, force:bool=False, checkpoint:str|None=None,
+                  reference=None, country_csv=None, device=None, progress:bool=False) -> dict:
+    "Write the Kaggle dataset folder `out` for run folders `runs` (their `checkpoint` weights, the inference recipe `predict_config`, a `reference` set); returns the manifest."
     runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     if not runs: raise LandmarkError("no run folders given: lm_package RUN... --out DIR")
     names = [_check_name(n) for n in names] if names else [_check_name(r.resolve().name) for r in runs]
@@ -367,8 +404,9 @@ def build_package(runs, out, user:str|None=None, slug:str='landmark2020-package'
     cfg = _settings(repo)
     check_runtime_imports(repo/cfg.get('lib_path', cfg['lib_name']), RUNTIME_WHEELS if wheels is None else wheels)
     meta = dataset_metadata(user, slug, title)
-    if predict_config is not None:
-        load_predict_config(predict_config)                  # a bad key fails here, not on Kaggle
+    pcfg = load_predict_config(predict_config) if predict_config is not None else PredictConfig()   # a bad key fails here, not on Kaggle
+    pcfg.checkpoint = checkpoint or pcfg.checkpoint          # which weights ship: --checkpoint, else the recipe's
+    for r in runs: checkpoint_folder(r, pcfg.checkpoint)
     out = Path(out).resolve()
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise LandmarkError(f"{out} already exists and is not empty: pass force=True (--force) to replace it")
@@ -382,7 +420,8 @@ def build_package(runs, out, user:str|None=None, slug:str='landmark2020-package'
             name, version = _parse_pin(s)
             wl.append({'file': w.name, 'name': name, 'version': version, 'why': why.get(name, '')})
         lib = build_wheel(tmp, repo)
-        entries = [copy_run(r, tmp, n) for r, n in zip(runs, names)]
+        entries = [copy_run(r, tmp, n, pcfg.checkpoint) for r, n in zip(runs, names)]
+        ref = _package_reference(reference, runs, tmp/'reference', pcfg, country_csv, device, progress) if reference is not None else None
         for task, nb in NOTEBOOKS.items():
             src = repo/'submission'/nb
             if not src.is_file(): raise LandmarkError(f"{src}: submission notebook missing from the checkout")
@@ -396,7 +435,7 @@ def build_package(runs, out, user:str|None=None, slug:str='landmark2020-package'
              'target': {'python': python, 'glibc': glibc, 'arch': arch}, 'dataset': meta,
              'wheels': [{'file': lib.name, 'name': 'landmark2020', 'version': cfg['version'], 'why': 'the library itself'}] + wl,
              'stack': {d: {'range': rng, 'from': how} for d, (rng, how) in RUNTIME_STACK.items()},
-             'runs': entries, 'predict_config': 'predict.yaml' if predict_config is not None else None}
+             'runs': entries, 'predict_config': 'predict.yaml' if predict_config is not None else None, 'reference': ref}
         (tmp/'README.md').write_text(_readme(m))
         m['files'] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob('*')) if p.is_file()}
         (tmp/MANIFEST).write_text(json.dumps(m, indent=2) + '\n')
@@ -441,13 +480,19 @@ def lm_package(runs:Arg("run folders written by lm_train", str, nargs='+', opt=F
                wheel_cache:Arg("wheel cache folder (default: $LM_WHEEL_CACHE or ~/.cache/landmark2020/wheels)", str)=None,
                repo:Arg("landmark2020 source checkout to build the wheel from (default: the installed package's)", str)=None,
                predict_config:Arg("YAML of inference.PredictConfig keys: the recipe the notebooks use (shipped as predict.yaml)", str)=None,
+               checkpoint:Arg("which weights of each run ship: last, best or ema (default: the predict config's, else last)", str)=None,
+               reference:Arg("ship a labelled reference set for offline re-ranking: a data folder (its train split is embedded), a run folder (its training data) or a folder from build_reference", str)=None,
+               country_csv:Arg("landmark_id,country table for the reference set (landmark-country re-ranking)", str)=None,
+               device:Arg("torch device for embedding the reference set (default: CUDA when available)", str)=None,
                force:Arg("replace OUT if it exists", bool)=False):
     "Build an offline Kaggle dataset folder: the landmark2020 wheel, runtime wheels, weights and kaggle metadata."
     if not out: raise LandmarkError("--out DIR is required")
     m = build_package(runs, out, user=user, slug=slug, title=title, names=names or None, wheels={} if no_wheels else None,
                       python=python, glibc=glibc, cache=wheel_cache, repo=repo,
-                      predict_config=predict_config, force=force)
+                      predict_config=predict_config, force=force, checkpoint=checkpoint, reference=reference,
+                      country_csv=country_csv, device=device, progress=reference is not None)
     size = sum((Path(out)/f).stat().st_size for f in m['files'])
     print(f"wrote {out} ({len(m['files'])} files, {size/2**20:.1f} MiB): {', '.join(w['file'] for w in m['wheels'])}; "
-          f"models: {', '.join(r['name'] for r in m['runs'])}")
+          f"models: {', '.join(r['name'] for r in m['runs'])} ({m['runs'][0]['checkpoint']} weights)")
+    if m['reference']: print(f"reference set: {m['reference']['n']:,} images, {m['reference']['bytes']/2**20:,.1f} MiB")
     print(f"next: kaggle datasets create -p {out} -r zip")

@@ -239,10 +239,15 @@ def kaggle(tmp_path_factory):
     r = _run([BIN/'lm_train', ROOT/'configs'/'smoke.yaml', f'data.root={g}', f'out={d/"runs"}', 'opt.epochs=1'], env=env)
     run = Path(r.stdout.strip().splitlines()[-1])
     assert (run/'model'/'config.json').is_file(), r.stdout
-    (d/'predict.yaml').write_text('extract:\n  size: 64\n')
+    import pandas as pd
+    # the retrieval recipe re-ranks with labelled train embeddings: the package ships them (the retrieval data has no train split)
+    (d/'predict.yaml').write_text('extract:\n  size: 64\nretrieval:\n  discriminative: true\n  landmark_country: true\n')
+    lids = pd.read_csv(g/'train.csv').landmark_id.unique()
+    (d/'countries.csv').write_text('landmark_id,country\n' + ''.join(f'{l},C{l % 5}\n' for l in lids))
     pkg = inp/'landmark2020-package'
     t1 = time.time()
-    r = _run([BIN/'lm_package', run, '--out', pkg, '--user', 'tester', '--python', PYVER, '--predict_config', d/'predict.yaml'], env=env)
+    r = _run([BIN/'lm_package', run, '--out', pkg, '--user', 'tester', '--python', PYVER, '--predict_config', d/'predict.yaml',
+              '--reference', g, '--country_csv', d/'countries.csv'], env=env)
     view = torch_view(CACHE/f'torch-view-{hashlib.sha1(str(SITE).encode()).hexdigest()[:8]}')
     print(f"setup: {time.time() - t0:.1f} s (lm_package {time.time() - t1:.1f} s)")
     return dict(d=d, g=g, rec=rec, ret=ret, run=run, pkg=pkg, view=view, lm_package_out=r.stdout, envs={})
@@ -280,6 +285,12 @@ def test_package_folder(kaggle):
     for f in ('model/config.json', 'model/model.safetensors', 'labels.json', 'config.yaml'):
         assert (pkg/run['path']/f).read_bytes() == (kaggle['run']/f).read_bytes(), f
     assert (pkg/'predict.yaml').is_file() and m['predict_config'] == 'predict.yaml'
+    from landmark2020.data import LandmarkData
+    from landmark2020.inference import load_reference
+    ref = load_reference(pkg/'reference')                                     # the labelled train embeddings, float16, with countries
+    n_train = len(LandmarkData(kaggle['g']).labels('train'))
+    assert m['reference']['n'] == len(ref) == n_train and ref.feats.dtype == 'float16' and ref.countries is not None
+    assert f"reference set: {n_train:,} images" in kaggle['lm_package_out'] and '## Reference set' in (pkg/'README.md').read_text()
     ds = json.loads((pkg/'dataset-metadata.json').read_text())
     assert ds['id'] == 'tester/landmark2020-package' and 6 <= len(ds['title']) <= 50 and ds['licenses']
     for comp, nb in (('landmark-recognition-2020', 'landmark-recognition.ipynb'), ('landmark-retrieval-2021', 'landmark-retrieval.ipynb')):
@@ -371,6 +382,7 @@ def _notebooks(kaggle, flavour):
     rc, nb, text, err = run_notebook(ROOT/'submission'/'landmark-retrieval.ipynb', py, work, env, d/'kernels')
     _check_kernel(rc, text, err, py, log, faiss_expected=True)
     assert not (work/'submission.csv').exists()
+    assert f"reference set {kaggle['pkg']/'reference'}: Reference(" in text                 # discriminative + landmark-country offline
     parsed, s = _score(out/'submission.csv', kaggle['ret'], 'retrieval')
     from landmark2020.data import LandmarkData
     n_index = len(LandmarkData(kaggle['ret']).ids('index'))
