@@ -83,13 +83,17 @@ class MultiAtrous(nn.Module):
         return torch.cat([c(x) for c in self.convs] + [g], 1)
 
 class DOLG(nn.Module):
-    "DOLG pooling of a `(B, C, H, W)` map to `(B, 2C)`: GeM global descriptor ‖ average of the attention-weighted local features orthogonal to it."
-    def __init__(self, in_features:int, p:float=3.0, dilations=(3, 6, 9), hidden:int|None=None):
+    """DOLG pooling to `(B, 2C)`: GeM global descriptor of the last `(B, C, H, W)` map ‖ average of the attention-weighted
+    local features orthogonal to it. The local branch reads `local_features` channels of an earlier stage (`local_stage`,
+    which `LandmarkModel` passes as `(local map, last map)`), or the last map itself when `local_stage` is None."""
+    def __init__(self, in_features:int, p:float=3.0, dilations=(3, 6, 9), hidden:int|None=None,
+                 local_stage:int|None=None, local_features:int|None=None):
         super().__init__()
-        C, hidden = in_features, hidden or 4 * max(1, in_features // 8)
-        self.in_features, self.out_features = C, 2 * C
+        C, Cl = in_features, local_features or in_features
+        hidden = hidden or 4 * max(1, Cl // 8)
+        self.in_features, self.out_features, self.local_stage = C, 2 * C, local_stage
         self.gem = GeM(p)
-        self.atrous = MultiAtrous(C, hidden, dilations)
+        self.atrous = MultiAtrous(Cl, hidden, dilations)
         self.conv = nn.Sequential(nn.Conv2d(hidden, C, 1), nn.BatchNorm2d(C))
         self.att = nn.Sequential(nn.ReLU(), nn.Conv2d(C, C, 1), nn.Softplus())
     def local(self, x):
@@ -97,8 +101,9 @@ class DOLG(nn.Module):
         f = self.conv(self.atrous(x))
         return F.normalize(f, dim=1) * self.att(f)
     def forward(self, x):
-        fg = self.gem(x)                                               # (B, C), float32
-        fl = self.local(x).float()
+        xl, xg = x if isinstance(x, (tuple, list)) else (x, x)      # (earlier stage, last map), or one map for both
+        fg = self.gem(xg)                                              # (B, C), float32
+        fl = self.local(xl).float()
         proj = torch.einsum('bchw,bc->bhw', fl, fg) / fg.pow(2).sum(1).clamp(min=1e-12)[:, None, None]
         orth = fl - proj[:, None] * fg[:, :, None, None]
         return torch.cat([fg, orth.mean((-2, -1))], 1)
@@ -219,15 +224,21 @@ class LandmarkModel(nn.Module):
     @property
     def n_classes(self) -> int: return self.cfg['n_classes']
 
-    def forward_features(self, x:torch.Tensor) -> torch.Tensor:
-        "The backbone's unpooled features (a `(B, C, H, W)` map for CNNs)."
-        return self.backbone.forward_features(x)
+    def forward_features(self, x:torch.Tensor):
+        "The backbone's unpooled features (a `(B, C, H, W)` map for CNNs); `(earlier stage's map, last map)` for a pool that reads a `local_stage` (DOLG)."
+        stage = getattr(self.pool, 'local_stage', None)
+        if stage is None: return self.backbone.forward_features(x)
+        last, (local,) = self.backbone.forward_intermediates(x, indices=[stage], intermediates_only=False)
+        return local, last
 
-    def pool_features(self, feats:torch.Tensor) -> torch.Tensor:
+    def pool_features(self, feats) -> torch.Tensor:
         "Pool backbone features to `(B, C)`."
         if self.pool is None: return self.backbone.forward_head(feats, pre_logits=True)
-        if feats.ndim != 4: raise LandmarkError(f"{self.cfg['arch']}: backbone features have shape {tuple(feats.shape)}, not a (B, C, H, W) map; use pool='timm'")
-        return self.pool(feats.permute(0, 3, 1, 2) if self._nhwc else feats)
+        maps = feats if isinstance(feats, tuple) else (feats,)
+        for f in maps:
+            if f.ndim != 4: raise LandmarkError(f"{self.cfg['arch']}: backbone features have shape {tuple(f.shape)}, not a (B, C, H, W) map; use pool='timm'")
+        if self._nhwc: maps = tuple(f.permute(0, 3, 1, 2) for f in maps)
+        return self.pool(maps if isinstance(feats, tuple) else maps[0])
 
     def forward_head(self, feats:torch.Tensor, labels:torch.Tensor|None=None, pre_logits:bool=False) -> torch.Tensor:
         "Pool and neck (the un-normalised embedding if `pre_logits`), then the head's logits (margin only with `labels`)."
@@ -338,7 +349,7 @@ def resolve_pretrained(pretrained, arch:str) -> dict|None:
 # %% ../nbs/04_model.ipynb #87002ac8
 _MODEL_FORMAT = 'landmark2020.model'
 _CFG_KEYS = ('arch', 'n_classes', 'emb_dim', 'head', 'head_kwargs', 'pool', 'gem_p', 'gem_trainable', 'dropout', 'neck_act',
-             'mean', 'std', 'input_size', 'interpolation', 'timm_kwargs')
+             'mean', 'std', 'input_size', 'interpolation', 'timm_kwargs', 'pool_kwargs')
 
 def _json_head_kwargs(kw:dict) -> dict:
     "Head kwargs that are safe and small in `config.json`: per-class margins live in the weights (buffer `head.margins`)."
@@ -346,13 +357,32 @@ def _json_head_kwargs(kw:dict) -> dict:
     if not np.isscalar(out.get('m', 0.)): out.pop('m')
     return json.loads(json.dumps(out))
 
+def _pool_kwargs(pool:str, kw:dict|None) -> dict:
+    "The pool's options as saved in `config.json`: DOLG reads the stage before the last unless told otherwise."
+    kw = dict(kw or {})
+    if 'local_features' in kw: raise LandmarkError("pool_kwargs: local_features comes from the backbone; set local_stage instead")
+    if pool == 'dolg': kw.setdefault('local_stage', -2)
+    return json.loads(json.dumps(kw))
+
+def _stage_kwargs(backbone:nn.Module, arch:str, kw:dict) -> dict:
+    "`kw` plus the channel count of the backbone stage `local_stage` names (from timm's `feature_info`)."
+    stage = kw.get('local_stage')
+    if stage is None: return kw
+    fi = getattr(backbone, 'feature_info', None)
+    if not fi or not hasattr(backbone, 'forward_intermediates'):
+        raise LandmarkError(f"{arch}: local_stage needs timm's feature_info and forward_intermediates, which this backbone lacks; set pool_kwargs: {{local_stage: null}}")
+    if not isinstance(stage, int) or not -len(fi) <= stage < len(fi):
+        raise LandmarkError(f"{arch}: local_stage={stage!r} is not a stage index (it has {len(fi)} stages: {', '.join(f['module'] for f in fi)})")
+    return {**kw, 'local_features': fi[stage]['num_chs']}
+
 def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=None, head:str='arcface', head_kwargs:dict|None=None,
                           pool:str='gem', gem_p:float=3.0, gem_trainable:bool=True, dropout:float=0.0, neck_act:str|None=None,
                           mean:Sequence[float]|None=None, std:Sequence[float]|None=None, input_size:int|Sequence[int]|None=None,
-                          interpolation:str|None=None, neck_init:str='xavier', **timm_kwargs) -> LandmarkModel:
+                          interpolation:str|None=None, neck_init:str='xavier', pool_kwargs:dict|None=None, **timm_kwargs) -> LandmarkModel:
     """Landmark model: timm `arch` backbone, `pool` ('gem', 'avg', 'max', 'timm'), Linear→BN neck of `emb_dim`, margin `head` over `n_classes`.
     `neck_init='identity'` (needs `emb_dim` = the backbone's width) starts the neck as the identity, so the first embedding
-    is the pretrained pooled descriptor itself (few-shot fine-tuning; the zero-shot baseline)."""
+    is the pretrained pooled descriptor itself (few-shot fine-tuning; the zero-shot baseline). `pool_kwargs` go to the pool
+    (DOLG: `local_stage`, default -2, the stage before the last; `dilations`, `hidden`)."""
     head_kwargs = dict(head_kwargs or {})
     if n_classes < 1 or emb_dim < 1: raise LandmarkError(f"create_landmark_model: n_classes and emb_dim must be >= 1, got {n_classes}, {emb_dim}")
     if pool not in POOLS and pool != 'timm': raise LandmarkError(f"unknown pool {pool!r} (known: {', '.join([*POOLS, 'timm'])})")
@@ -386,9 +416,10 @@ def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=N
                gem_p=gem_p, gem_trainable=gem_trainable, dropout=dropout, neck_act=neck_act,
                mean=list(mean or pre['mean']), std=list(std or pre['std']), input_size=list(input_size or pre['input_size']),
                interpolation=interpolation or pre['interpolation'], timm_kwargs=timm_kwargs,
-               pretrained=str(pretrained) if src else None)
+               pretrained=str(pretrained) if src else None, pool_kwargs=_pool_kwargs(pool, pool_kwargs))
     pool_m = None if pool == 'timm' else create_pool(pool, **(dict(p=gem_p, trainable=gem_trainable) if pool == 'gem' else {}),
-                                                     **({'in_features': backbone.num_features} if 'in_features' in inspect.signature(POOLS[pool]).parameters else {}))
+                                                     **({'in_features': backbone.num_features} if 'in_features' in inspect.signature(POOLS[pool]).parameters else {}),
+                                                     **_stage_kwargs(backbone, arch, cfg['pool_kwargs']))
     fc = nn.Linear(getattr(pool_m, 'out_features', backbone.num_features), emb_dim)
     if neck_init == 'identity':
         if emb_dim != backbone.num_features:
@@ -446,6 +477,7 @@ def load_landmark_model(folder_or_file, map_location='cpu', check_hash:bool=True
     if check_hash and w.get('sha256') and wfile.name == w.get('file') and _sha256(wfile) != w['sha256']:
         raise LandmarkError(f"{wfile}: does not match the sha256 in {wfile.parent/'config.json'} (a save was interrupted, or the files come from different models)")
     kw = {k: cfg[k] for k in _CFG_KEYS if k in cfg}
+    if cfg.get('pool') == 'dolg' and 'pool_kwargs' not in cfg: kw['pool_kwargs'] = {'local_stage': None}   # saved before DOLG read an earlier stage
     tk = safe_timm_kwargs(kw.get('timm_kwargs'), p/'config.json' if p.is_dir() else p.parent/'config.json')
     model = create_landmark_model(**{k: v for k, v in kw.items() if k != 'timm_kwargs'}, **tk)
     sd = read_state_dict(wfile, map_location='cpu')

@@ -121,6 +121,7 @@ def test_dolg_trains_saves_loads_and_predicts(toy, tmp_path):
                                           'progress=false', 'model.kwargs={pool: dolg}']))
     m = load_landmark_model(run/'model')
     assert isinstance(m.pool, DOLG) and m.neck.fc.in_features == 2 * m.backbone.num_features
+    assert m.pool.local_stage == -2 and m.pool.atrous.convs[0].in_channels == m.backbone.feature_info[-2]['num_chs']   # the paper's stage
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad(): e1, e2 = m.embed(x), load_landmark_model(run/'model').embed(x)
     torch.testing.assert_close(e1, e2)
