@@ -17,9 +17,10 @@ from .training import load_train_config, train
 from .core import load_config
 
 # %% auto #0
-__all__ = ['HARD_EVALUATIONS', 'QUICK', 'StageTimer', 'md_table', 'DemoConfig', 'toy_name', 'demo_data', 'pretrained_baseline',
-           'evaluate', 'train_config', 'finetune', 'summary_table', 'plot_comparison', 'write_report', 'run_demo',
-           'harder_evaluations', 'add_harder_to_report', 'check_demo', 'demo_config', 'lm_demo']
+__all__ = ['DEMO_PREDICT', 'DEMO_SPATIAL', 'HARD_EVALUATIONS', 'QUICK', 'StageTimer', 'md_table', 'DemoConfig', 'toy_name',
+           'demo_data', 'pretrained_baseline', 'evaluate', 'train_config', 'finetune', 'summary_table',
+           'plot_comparison', 'write_report', 'run_demo', 'same_split', 'share_caches', 'harder_evaluations',
+           'add_harder_to_report', 'check_demo', 'demo_config', 'lm_demo']
 
 # %% ../nbs/10_demo.ipynb #51aa1d8d
 class StageTimer:
@@ -52,6 +53,12 @@ def md_table(df:pd.DataFrame, digits:int=4, index:bool=False) -> str:
 # %% ../nbs/10_demo.ipynb #a2b8a8e5
 from dataclasses import dataclass, field, asdict
 
+# the inference recipe of every row (docs/experiments.md, 2026-12-04: measured on all three evaluations): flip TTA,
+# the 2021 runner-up's landmark re-ranking, alpha-QE + DBA over 2 neighbours
+DEMO_PREDICT = ('extract.flip=true', 'retrieval.landmark_country=true', 'retrieval.qe=true', 'retrieval.dba=true', 'retrieval.n_qe=2')
+# the '+ spatial' rows: the toy's photos are 128-256 px, so they are enlarged to 512 px before SIFT (8x the keypoints)
+DEMO_SPATIAL = ('spatial.recognition=true', 'spatial.retrieval=true', 'spatial.upscale=true', 'spatial.k=10', 'spatial.min_inliers=8')
+
 @dataclass
 class DemoConfig:
     "What `lm_demo` does: the toy data, the training config and overrides, the prediction recipe, where to write."
@@ -64,11 +71,11 @@ class DemoConfig:
     toy: dict = field(default_factory=lambda: dict(n_train=20, n_index=3, n_test=3, views='shared'))   # more make_toy_gldv2 kwargs
     config: str = 'configs/demo.yaml'      # the training config (owned by the train module)
     train: list = field(default_factory=list)     # key=value overrides for the training config
-    predict: list = field(default_factory=list)   # key=value overrides for inference.PredictConfig
+    predict: list = field(default_factory=lambda: list(DEMO_PREDICT))   # key=value overrides for inference.PredictConfig (both models)
     arch: str = 'tf_efficientnet_lite0'    # the zero-shot baseline's backbone ...
     pretrained: str = 'efficientnet_lite0_imagenet'   # ... and its offline weights
     progress: bool = True
-    spatial: list = field(default_factory=lambda: ['spatial.recognition=true', 'spatial.retrieval=true'])   # the '+ spatial' rows' predict overrides ([]: no such rows)
+    spatial: list = field(default_factory=lambda: list(DEMO_SPATIAL))   # the '+ spatial' rows' predict overrides ([]: no such rows)
     hard: list = field(default_factory=lambda: ['distractors', 'split'])   # harder evaluations (see `harder_evaluations`); [] for none
     distractor_toy: dict = field(default_factory=lambda: dict(n_test=1, nonlandmark_fraction=0.9))   # the distractor-heavy test's toy kwargs
 
@@ -266,7 +273,7 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
     log.info("4/5 fine-tuned model: predicting and scoring")
     ft = evaluate(run, data, c, 'fine-tuned', timer, overrides=_extract_size(c, data.root, run))
     sp = [evaluate(run, data, c, 'fine-tuned + spatial', timer, [*_extract_size(c, data.root, run), *c.spatial], out/'fine_tuned_spatial')] if c.spatial else []
-    hard = harder_evaluations(c, base, run, timer) if c.hard else None
+    hard = harder_evaluations(c, base, run, timer, data) if c.hard else None
     with timer('report'):
         log.info("5/5 report")
         table = summary_table({'zero-shot': zs['scores'], 'fine-tuned': ft['scores'], **{e['name']: e['scores'] for e in sp}})
@@ -279,11 +286,32 @@ def run_demo(c:DemoConfig|None=None, **kwargs) -> dict:
     return dict(table=table, times=times, report=report, data=data, run=run, evals=[zs, ft, *sp], hard=hard)
 
 # %% ../nbs/10_demo.ipynb #35c49a77
-import dataclasses
+import dataclasses, filecmp
+from .inference import _cache_dir, local_cache_name
 
 HARD_EVALUATIONS = ('distractors', 'split')
 
-def harder_evaluations(c:DemoConfig, zero_shot_run, fine_tuned_run, timer=None) -> pd.DataFrame:
+def same_split(a, b, split:str) -> bool:
+    "Whether data folders `a` and `b` list the same ids in `split`, with byte-identical image files."
+    ids = a.ids(split)
+    if not len(ids) or list(ids) != list(b.ids(split)): return False
+    return all(filecmp.cmp(p, q, shallow=False) for p, q in zip(a.paths(ids, split), b.paths(ids, split)))
+
+def share_caches(src, dst, runs, c:DemoConfig, splits=('train', 'index')) -> list:
+    "Point the embedding and local-feature caches of `runs` on data `dst` at those on `src` for each split the two share (`same_split`); returns those splits."
+    shared = [s for s in splits if same_split(src, dst, s)]
+    local = local_cache_name(_predict_config(c, c.spatial).spatial)
+    for run in runs:
+        a, b = _cache_dir(run, src, None), _cache_dir(run, dst, None)
+        for s in shared:
+            for rel in (Path(s), Path(local)/s):
+                (a/rel).mkdir(parents=True, exist_ok=True)
+                if (b/rel).is_symlink() or (b/rel).exists(): continue          # linked already, or built on its own
+                (b/rel).parent.mkdir(parents=True, exist_ok=True)
+                (b/rel).symlink_to((a/rel).resolve(), target_is_directory=True)
+    return shared
+
+def harder_evaluations(c:DemoConfig, zero_shot_run, fine_tuned_run, timer=None, base_data=None) -> pd.DataFrame:
     "Scores of zero-shot, fine-tuned and fine-tuned + spatial on each evaluation of `c.hard` (one row per evaluation and model)."
     timer, out, rows = timer or StageTimer(), Path(c.out), []
     bad = [h for h in c.hard if h not in HARD_EVALUATIONS]
@@ -294,6 +322,8 @@ def harder_evaluations(c:DemoConfig, zero_shot_run, fine_tuned_run, timer=None) 
             hc = dataclasses.replace(c, toy=toy)
             data = demo_data(hc)
             c.sources = hc.sources                                  # (a fallback to the pip tier)
+            if h == 'distractors' and base_data is not None:        # same train and index images: embed them once
+                share_caches(base_data, data, [zero_shot_run, fine_tuned_run], c)
         run = fine_tuned_run
         if h == 'split':
             with timer(f'{h}: fine-tune'): run = finetune(c, data, out/f'fine_tuned_{h}')
@@ -345,7 +375,7 @@ def demo_config(overrides=(), quick:bool=False, **kwargs) -> DemoConfig:
 # the smoke version: the pip tier, a tiny timm model, tiny images, a few steps (about a minute on 2 cores)
 QUICK = dict(sources='pip', strength=1.0, toy=dict(n_train=3, n_index=2, n_test=1, size=[64, 96]),
              config='configs/smoke.yaml', train=['opt.epochs=1', 'data.size=64', 'data.workers=0'],
-             predict=['extract.size=64'], arch='test_efficientnet', pretrained='')
+             predict=[*DEMO_PREDICT, 'extract.size=64'], arch='test_efficientnet', pretrained='')
 
 @cli_main
 def lm_demo(overrides:Arg("key=value settings of DemoConfig, e.g. out=demo_out strength=2 train='[opt.epochs=8]'", str, opt=False, nargs='*')=None,

@@ -269,12 +269,12 @@ _LOCAL_FORMAT = 'landmark2020.local_features'
 
 def _local_key(cfg:SpatialConfig) -> dict:
     "The settings a cached keypoint depends on (the matching and RANSAC settings do not change it)."
-    return dict(detector=cfg.detector, max_keypoints=int(cfg.max_keypoints), max_side=int(cfg.max_side))
+    return dict(detector=cfg.detector, max_keypoints=int(cfg.max_keypoints), max_side=int(cfg.max_side), **({'upscale': True} if cfg.upscale else {}))
 
 def local_cache_name(cfg:SpatialConfig) -> str:
     "Folder name of the local-feature cache for these extraction settings, e.g. `local_sift_1000_512`."
     k = _local_key(cfg)
-    return f"local_{k['detector']}_{k['max_keypoints']}_{k['max_side']}"
+    return f"local_{k['detector']}_{k['max_keypoints']}_{k['max_side']}" + ('_up' if k.get('upscale') else '')
 
 class LocalFeatures:
     "The local features `(xy, desc)` of the ids cached in `out_dir` (shards read on demand); `store[id]` or `store.rows(ids)[r]`."

@@ -246,9 +246,9 @@ class RecognitionConfig:
     "Recognition from neighbours (see `recognize`)."
     k: int = 3                       # neighbours that vote
     nonlandmark: bool = False        # 2020 1st place: B_j on train neighbours, C_i on the test image
-    nl_k_train: int = 5              # B_j = mean top-k similarity of train image j to the non-landmark set
+    nl_k_train: int = 5              # B_j = mean top-k similarity of train image j to the non-landmark set (0: no B_j)
     nl_k_test: int = 10              # C_i = mean top-k similarity of test image i to the non-landmark set
-    nl_weight: float = 1.0           # confidence -= nl_weight * C_i
+    nl_weight: float = 0.25          # confidence -= nl_weight * C_i (measured: docs/experiments.md)
     frequent_penalty: bool = False   # 2019: landmarks predicted for too many test images go to the bottom
     max_count: int = 30
 
@@ -261,8 +261,8 @@ def recognize(test, train, train_labels, cfg:RecognitionConfig|None=None, nonlan
     if rescore is not None: s, i = rescore(s, i)                 # e.g. spatial verification (`spatial_rescorer`)
     s, i = s[:, :cfg.k], i[:, :cfg.k]
     pen = None
-    if cfg.nonlandmark:
-        if nonlandmarks is None or len(nonlandmarks) == 0: raise LandmarkError("recognize: nonlandmark=True needs a non-landmark embedding set")
+    if cfg.nonlandmark and (nonlandmarks is None or len(nonlandmarks) == 0): raise LandmarkError("recognize: nonlandmark=True needs a non-landmark embedding set")
+    if cfg.nonlandmark and cfg.nl_k_train > 0:
         used = np.unique(i)                                          # B only where it is needed
         pen = np.zeros(len(train), np.float32)
         pen[used] = nonlandmark_similarity(_f32(train[used]), nonlandmarks, cfg.nl_k_train, **kwargs)
@@ -281,6 +281,7 @@ class SpatialConfig:
     detector: str = 'sift'           # sift (as RootSIFT) | orb | akaze (OpenCV)
     max_keypoints: int = 1000        # the strongest keypoints kept per image
     max_side: int = 512              # images are shrunk to this long side before detection (pixels)
+    upscale: bool = False            # also enlarge smaller images to max_side (more keypoints on small photos)
     ratio: float = 0.8               # Lowe's ratio test on descriptor distances (1: off)
     mutual: bool = True              # keep mutual nearest neighbours only
     model: str = 'homography'        # RANSAC model: homography | fundamental
@@ -332,7 +333,8 @@ def local_features(image, cfg:SpatialConfig|None=None):
     if a.ndim == 3: a = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY)
     if a.ndim != 2 or a.dtype != np.uint8: raise LandmarkError(f"local_features: need an HxW or HxWx3 uint8 image, got {a.dtype} {a.shape}")
     r = cfg.max_side / max(a.shape)
-    if r < 1: a = cv2.resize(a, (max(1, round(a.shape[1] * r)), max(1, round(a.shape[0] * r))), interpolation=cv2.INTER_AREA)
+    if r < 1 or (cfg.upscale and r > 1):
+        a = cv2.resize(a, (max(1, round(a.shape[1] * r)), max(1, round(a.shape[0] * r))), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_CUBIC)
     kp, desc = _detector(cv2, cfg).detectAndCompute(a, None)
     if desc is None or not kp: return np.zeros((0, 2), np.float32), np.zeros((0, {'sift': 128, 'orb': 32, 'akaze': 61}[cfg.detector]), np.uint8)
     o = np.argsort([-k.response for k in kp], kind='stable')[:cfg.max_keypoints]
