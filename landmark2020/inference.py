@@ -95,7 +95,18 @@ def _collate(items):
     return torch.utils.data.default_collate(items) if items else None
 
 # %% ../nbs/08_inference.ipynb #b9a84106
+def _fixed_input(model) -> bool:
+    "A backbone that takes only its own input size (a timm ViT built without `dynamic_img_size`)."
+    pe = getattr(getattr(model, 'backbone', None), 'patch_embed', None)
+    return bool(pe is not None and getattr(pe, 'strict_img_size', False) and not getattr(pe, 'dynamic_img_size', False))
+
 def _sizes_for(model, cfg:ExtractConfig):
+    if _fixed_input(model):                  # one square size, the model's own: no aspect groups, no other extract.size
+        n = int(model.cfg['input_size'][0])
+        if (cfg.size and cfg.size != n) or any(s != 1 for s in cfg.scales):
+            raise LandmarkError(f"{model.cfg['arch']} takes only {n} x {n} images (a ViT without dynamic_img_size): "
+                                f"extract.size={cfg.size} and extract.scales={list(cfg.scales)} need size {n} and scales [1.0]")
+        return [(n, n)], ()
     size = cfg.size or int(model.cfg['input_size'][0])
     sizes = group_sizes(size, cfg.aspect_groups)
     return sizes, GROUP_BINS.get(cfg.aspect_groups, ())

@@ -411,6 +411,7 @@ def create_landmark_model(arch:str, n_classes:int, emb_dim:int=512, pretrained=N
             _load_backbone(backbone, sd, str(p))
         else: _load_backbone(backbone, read_state_dict(p), str(p))
     pre = default_preprocessing(arch, backbone)
+    if input_size is None and timm_kwargs.get('img_size'): input_size = timm_kwargs['img_size']   # a ViT built for another size
     if isinstance(input_size, int): input_size = [input_size, input_size]
     cfg = dict(arch=arch, n_classes=n_classes, emb_dim=emb_dim, head=head, head_kwargs=_json_head_kwargs(head_kwargs), pool=pool,
                gem_p=gem_p, gem_trainable=gem_trainable, dropout=dropout, neck_act=neck_act,

@@ -111,19 +111,37 @@ def test_every_recipe_names_its_weights(path):
     assert cfg.model.pretrained, path
     if cfg.init_from: assert str(cfg.model.pretrained).lower() == 'none', f"{path.name}: init_from gives the weights"
 
-def test_dolg_trains_saves_loads_and_predicts(toy, tmp_path):
-    "A DOLG model through lm_train, reloaded from its folder (same embeddings), and predicting recognition on the toy."
+ARCHS = {   # the 2021 winners' architectures, tiny: DOLG on a timm CNN, and a hybrid CNN + ViT (ResNet stem, ViT-Tiny)
+    'dolg': ['model.kwargs={pool: dolg}', 'data.size=32'],
+    'hybrid_vit': ['model.arch=vit_tiny_r_s16_p8_224', 'model.kwargs={pool: timm, img_size: 64}', 'data.size=64'],
+}
+
+@pytest.mark.parametrize('name', list(ARCHS))
+def test_architecture_trains_saves_loads_packages_and_predicts(toy, tmp_path, name):
+    "DOLG and a hybrid ViT through lm_train, reloaded from the run folder (same embeddings), packaged, and predicting from the package."
     from landmark2020.training import load_train_config, train
     from landmark2020.model import load_landmark_model, DOLG
     from landmark2020.inference import predict_recognition, load_predict_config
+    from landmark2020.package import build_package, verify_package
     from landmark2020.data import LandmarkData
-    run = train(load_train_config(SMOKE, [f'data.root={toy}', f'out={tmp_path}', 'name=dolg', 'data.size=32', 'opt.epochs=1',
-                                          'progress=false', 'model.kwargs={pool: dolg}']))
+    run = train(load_train_config(SMOKE, [f'data.root={toy}', f'out={tmp_path}', f'name={name}', 'opt.epochs=1',
+                                          'progress=false', *ARCHS[name]]))
     m = load_landmark_model(run/'model')
-    assert isinstance(m.pool, DOLG) and m.neck.fc.in_features == 2 * m.backbone.num_features
-    assert m.pool.local_stage == -2 and m.pool.atrous.convs[0].in_channels == m.backbone.feature_info[-2]['num_chs']   # the paper's stage
-    x = torch.randn(2, 3, 32, 32)
+    if name == 'dolg':
+        assert isinstance(m.pool, DOLG) and m.neck.fc.in_features == 2 * m.backbone.num_features
+        assert m.pool.local_stage == -2 and m.pool.atrous.convs[0].in_channels == m.backbone.feature_info[-2]['num_chs']   # the paper's stage
+    else: assert m.pool is None and m.cfg['arch'] == 'vit_tiny_r_s16_p8_224' and m.cfg['timm_kwargs'] == {'img_size': 64}
+    size = m.cfg['input_size'][0] if name == 'hybrid_vit' else 32
+    x = torch.randn(2, 3, size, size)
     with torch.no_grad(): e1, e2 = m.embed(x), load_landmark_model(run/'model').embed(x)
     torch.testing.assert_close(e1, e2)
-    pred = predict_recognition([run], LandmarkData(toy), load_predict_config(overrides=['extract.size=32']), cache=tmp_path/'cache', progress=False)
+    build_package([run], tmp_path/'pkg', user='me', wheels={}, repo=ROOT)
+    pkg = verify_package(tmp_path/'pkg')
+    packaged = tmp_path/'pkg'/pkg['runs'][0]['path']
+    with torch.no_grad(): torch.testing.assert_close(load_landmark_model(packaged/'model').embed(x), e1)
+    cfg = load_predict_config(overrides=[f'extract.size={size}', 'extract.flip=true'])   # (a fixed-size ViT gets square inputs by itself)
+    pred = predict_recognition([packaged], LandmarkData(toy), cfg, cache=tmp_path/'cache', progress=False)
     assert len(pred) == len(LandmarkData(toy).ids('test')) and pred.landmark_id.notna().any()
+    if name == 'hybrid_vit':                       # other sizes are refused before any image is read, with the reason
+        with pytest.raises(Exception, match='takes only 64 x 64 images'):
+            predict_recognition([packaged], LandmarkData(toy), load_predict_config(overrides=['extract.scales=[0.707,1]']), cache=tmp_path/'c2', progress=False)
