@@ -200,6 +200,7 @@ def _extract(model, root, relpaths, ids, out_dir, cfg, device, progress, on_mism
     dist, rank, world = _dist()
     device = get_device(device)
     model = model.to(device).eval()
+    _sizes_for(model, cfg)                                     # a size the model cannot take stops here, before any file is written
     man = _manifest(ids, model, cfg, fingerprint)
     todo = [None]
     if rank == 0:
