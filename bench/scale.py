@@ -329,6 +329,15 @@ def _exp(t1, t2, s1, s2):
     if not t1 or not t2 or t1 <= 0 or t2 <= 0: return None
     return math.log(t2/t1)/math.log(s2/s1)
 
+def _label_key(k:str) -> str:
+    "A timing's label with its numbers blanked, so the same timing matches across sizes."
+    import re
+    return re.sub(r'\d[\d,]*', 'N', k)
+
+def _work_exponent(w1, w2, s1, s2):
+    "How a timing's work grows with the size (log(w2/w1)/log(s2/s1)), or None when the work is not given or does not change."
+    return math.log(w2/w1)/math.log(s2/s1) if w1 and w2 and w1 != w2 else None
+
 def _fmt_t(x): return '' if x is None else (f'{x:.3g} s' if x < 100 else f'{x:,.0f} s')
 
 def render(results:dict, scales:list, meta:dict) -> str:
@@ -349,9 +358,7 @@ def render(results:dict, scales:list, meta:dict) -> str:
     for name in STAGES:
         rs = {s: results.get(f'{name}@{s:g}') for s in scales}
         if not any(rs.values()): continue
-        def norm(k):
-            import re
-            return re.sub(r'\d[\d,]*', 'N', k)
+        norm = _label_key
         keys, shown = [], {}
         for r in rs.values():                                   # the label as the largest size shows it
             for k in (r or {}).get('times', {}):
@@ -376,8 +383,8 @@ def render(results:dict, scales:list, meta:dict) -> str:
             ex = []
             for j in range(len(scales) - 1):
                 e = _exp(vals[j], vals[j + 1], scales[j], scales[j + 1])
-                if e is not None and works[j] and works[j + 1] and works[j + 1] != works[j]:
-                    wr = math.log(works[j + 1]/works[j])/math.log(scales[j + 1]/scales[j])   # how the work grows with the size
+                wr = _work_exponent(works[j], works[j + 1], scales[j], scales[j + 1])
+                if e is not None and wr:
                     ex.append(f'{e:.2f} (work ∝ n^{wr:.0f}: {e/wr:.2f} per unit)')
                 else: ex.append(None if e is None else f'{e:.2f}')
             ex = (ex + [None, None])[:2]
@@ -394,13 +401,11 @@ def _unit_exponents(r1, r2, s1, s2):
     "Per timing present at both sizes: (label at s2, seconds at s2, growth exponent per unit of work)."
     out = []
     for k, v2 in (r2.get('times') or {}).items():
-        import re
-        k1 = next((kk for kk in (r1.get('times') or {}) if re.sub(r'\d[\d,]*', 'N', kk) == re.sub(r'\d[\d,]*', 'N', k)), None)
+        k1 = next((kk for kk in (r1.get('times') or {}) if _label_key(kk) == _label_key(k)), None)
         if k1 is None: continue
         e = _exp(r1['times'][k1], v2, s1, s2)
-        w1, w2 = (r1.get('work') or {}).get(k1), (r2.get('work') or {}).get(k)
-        if e is not None and w1 and w2 and w1 != w2: e /= math.log(w2/w1)/math.log(s2/s1)
-        if e is not None: out.append((k, v2, e))
+        wr = _work_exponent((r1.get('work') or {}).get(k1), (r2.get('work') or {}).get(k), s1, s2)
+        if e is not None: out.append((k, v2, e / wr if wr else e))
     return out
 
 def summary(results:dict, scales:list, meta:dict) -> list:

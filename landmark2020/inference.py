@@ -461,7 +461,8 @@ def predict_recognition(runs, data, cfg:PredictConfig|None=None, cache=None, dev
     else:
         tr = data.labels('train')
         _, trf, trfail = _embed(models, data, 'train', ids=tr.id.tolist(), **kw)
-        trf, lab, gal = trf[~trfail], tr.landmark_id.to_numpy()[~trfail], tr.id.to_numpy()[~trfail]
+        lab, gal = tr.landmark_id.to_numpy(), tr.id.to_numpy()
+        if trfail.any(): trf, lab, gal = trf[~trfail], lab[~trfail], gal[~trfail]   # (indexing copies the memory map: only when needed)
     nl = None
     if cfg.recognition.nonlandmark:
         split, ids = _nonlandmark_ids(data, cfg)
@@ -527,7 +528,7 @@ def write_reference(out, feats, ids, labels, countries=None, meta:dict|None=None
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
     try:
         mm = np.lib.format.open_memmap(tmp/'embeddings.npy', mode='w+', dtype=dtype, shape=feats.shape)
-        for s in range(0, len(feats), chunk): mm[s:s + chunk] = feats[s:s + chunk]       # streamed: 1.6 M rows never sit in memory twice
+        for s in range(0, len(feats), chunk): mm[s:s + chunk] = feats[s:s + chunk]       # streamed: a memory-mapped source is not read whole
         mm.flush(); del mm
         ctry = [''] * len(ids) if countries is None else ['' if c is None or (isinstance(c, float) and np.isnan(c)) else str(c) for c in countries]
         pd.DataFrame({'id': ids, 'landmark_id': labels, 'country': ctry}).to_csv(tmp/'reference.csv', index=False)
@@ -554,10 +555,7 @@ def load_reference(path, models=None, cfg:PredictConfig|None=None) -> Reference:
     t = read_table(path/'reference.csv', ['id', 'landmark_id', 'country'], str_cols=('id', 'country'), int_cols=('landmark_id',))
     if len(t) != len(feats) or len(t) != meta.get('n'):
         raise LandmarkError(f"{path}: reference.csv has {len(t)} rows, embeddings.npy {len(feats)}, reference.json says {meta.get('n')}")
-    cc = None
-    if meta.get('countries'):
-        cc, _ = pd.factorize(t.country.where(t.country.str.strip() != ''))
-        cc = cc.astype(np.int64)
+    cc = country_codes(t.landmark_id, t[['landmark_id', 'country']].drop_duplicates('landmark_id')) if meta.get('countries') else None
     if models is not None:
         got = [_fingerprint(m) for _, m in models]
         want = [r.get('fingerprint') for r in meta.get('runs', [])]
@@ -577,7 +575,7 @@ def build_reference(runs, data, out, cfg:PredictConfig|None=None, country_csv=No
     if not len(tr): raise LandmarkError(f"{data.root}: no labelled train images to build a reference set from")
     ids, feats, failed = _embed(models, data, 'train', cfg, cache, ids=tr.id.tolist(), device=device, progress=progress)
     lab = tr.landmark_id.to_numpy()
-    ids, feats, lab = ids[~failed], feats[~failed], lab[~failed]            # unreadable train images are left out
+    if failed.any(): ids, feats, lab = ids[~failed], feats[~failed], lab[~failed]   # unreadable train images are left out
     ctry, csv = None, country_csv or cfg.country_csv
     if csv:
         t = read_table(csv, ['landmark_id', 'country'], str_cols=('country',), int_cols=('landmark_id',))

@@ -258,8 +258,8 @@ def kaggle_submission(task:str, package_dir, data_root=None, input_dir='/kaggle/
     print(describe_plan(plan))
     rc = cfg.retrieval
     if cfg.reference and (task == 'recognition' or rc.discriminative or rc.landmark_country or (rc.whiten and rc.whiten_split == 'train')):
-        print(f"reference set {cfg.reference}: {load_reference(cfg.reference)!r} (re-ranking needs no train images)" if task == 'retrieval'
-              else f"reference set {cfg.reference}: {load_reference(cfg.reference)!r} (the recognition gallery)")
+        print(f"reference set {cfg.reference}: {load_reference(cfg.reference)!r} "
+              + ("(re-ranking needs no train images)" if task == 'retrieval' else "(the recognition gallery)"))
     del models
     cfg.extract = dataclasses.replace(cfg.extract, size=plan['size'], precision=plan['precision'])
     work = gallery_subset(data, cache/'gallery', plan['gallery_min_images']) if plan['gallery_min_images'] > 1 else data

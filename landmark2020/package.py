@@ -266,7 +266,8 @@ def run_files(run, checkpoint:str='last') -> list:
 def check_run(run, checkpoint:str='last') -> dict:
     "Load the `checkpoint` model and label map of `run` (errors name the file) and return a summary of the model."
     run = Path(run)
-    sub = run_files(run, checkpoint)[0].split('/')[0]
+    run_files(run, checkpoint)
+    sub = checkpoint_folder(run, checkpoint).name
     try: model = load_landmark_model(run/sub)
     except (LandmarkError, FileNotFoundError): raise
     except Exception as e: raise LandmarkError(f"{run/sub}: the model does not load: {type(e).__name__}: {e}") from None
